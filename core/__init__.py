@@ -1,0 +1,1 @@
+"""Domain logic: containers, states, runtime driver, monitor, store. No sockets, no wire."""

@@ -1,0 +1,770 @@
+"""The public container operations: lock, load, check, act, save, emit.
+
+Long waits (stop's timeout, attach sessions) save an intermediate state and
+release the container lock, so inspect, list and kill proceed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterable
+
+import msgspec
+
+from .errors import (
+    ContainerNotInRuntime,
+    ContainerStopped,
+    InvalidConfig,
+    InvalidState,
+    NoSuchContainer,
+    RootfsNotFound,
+    RuntimeFailed,
+    StopTimeout,
+    VarpodError,
+)
+from .events import EventBus
+from .locks import Locks
+from .logfile import LogWriter
+from .model import (
+    NETWORK_MODES,
+    ContainerConfig,
+    ContainerRecord,
+    ContainerState,
+    RestartPolicy,
+    check_name,
+    new_id,
+    parse_signal,
+    random_name,
+)
+from .monitor import ExitInfo, Monitor
+from .paths import check_id
+from .runtime import RuntimeRegistry
+from .spec import oci_config, resolve_user, write_etc_files
+from .states import LIVE_STATES, Action, State, next_state
+from .stdio import ContainerIO, OutputPump
+from .store import Store
+from .tasks import Tasks
+
+log = logging.getLogger("varpod.engine")
+
+KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeout
+QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    root: str = "/var/lib/varpod"
+    run_root: str = "/run/varpod"
+    default_runtime: str = "runc"
+    runtimes: dict[str, list[str]] = {}
+    drain_timeout: float = 5.0
+    log_size_max: int = 0
+    log_keep: int = 2
+
+
+class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What a caller may set at create; everything else is derived."""
+
+    rootfs: str
+    command: list[str]
+    name: str = ""
+    env: list[str] = []
+    workdir: str = "/"
+    user: str = "0:0"
+    hostname: str = ""
+    tty: bool = False
+    stdin: bool = False
+    runtime: str = ""
+    restart_policy: str = "no"
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10
+    network: str = "private"
+    read_only: bool = False
+    labels: dict[str, str] = {}
+    auto_remove: bool = False
+    log_size_max: int = -1
+
+
+class Run:
+    """One start of a container: its init pid, exit future and stdio."""
+
+    def __init__(self, pid: int, exited: asyncio.Future[ExitInfo], io: ContainerIO | None) -> None:
+        self.pid = pid
+        self.exited = exited
+        self.io = io
+        self.started = time.monotonic_ns()
+        self.handler: asyncio.Task | None = None
+
+
+class Live:
+    """In-memory companions of a container; every field is guarded by its lock."""
+
+    def __init__(self) -> None:
+        self.log: LogWriter | None = None
+        self.run: Run | None = None
+        self.restart_task: asyncio.Task | None = None
+        self.quick_restarts = 0
+        self.waiters: list[tuple[frozenset[State], asyncio.Future[ContainerRecord]]] = []
+
+
+class Engine:
+    def __init__(
+        self,
+        config: EngineConfig,
+        store: Store,
+        runtimes: RuntimeRegistry,
+        events: EventBus,
+        monitor: Monitor,
+    ) -> None:
+        self.config = config
+        self._store = store
+        self._runtimes = runtimes
+        self._events = events
+        self._monitor = monitor
+        self._locks = Locks()
+        self._live: dict[str, Live] = {}
+        self._tasks = Tasks()
+        for d in (config.root, self._containers_dir(), config.run_root, self._bundles_dir()):
+            os.makedirs(d, mode=0o700, exist_ok=True)
+
+    # -- paths --------------------------------------------------------------------
+
+    def _containers_dir(self) -> str:
+        return os.path.join(self.config.root, "containers")
+
+    def _bundles_dir(self) -> str:
+        return os.path.join(self.config.run_root, "containers")
+
+    def bundle_dir(self, cid: str) -> str:
+        return os.path.join(self._bundles_dir(), check_id(cid))
+
+    def data_dir(self, cid: str) -> str:
+        return os.path.join(self._containers_dir(), check_id(cid))
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.data_dir(cid), "ctr.log")
+
+    def _runtime_log(self, cid: str) -> str:
+        return os.path.join(self.bundle_dir(cid), "runtime.log")
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _live_of(self, cid: str) -> Live:
+        live = self._live.get(cid)
+        if live is None:
+            live = self._live[cid] = Live()
+        return live
+
+    def resolve(self, ref: str) -> ContainerRecord:
+        return self._store.find(ref)
+
+    def _save(self, rec: ContainerRecord) -> ContainerRecord:
+        self._store.save(rec)
+        live = self._live.get(rec.id)
+        if live is not None and live.waiters:
+            state = rec.state.state
+            keep = []
+            for states, fut in live.waiters:
+                if fut.done():
+                    continue
+                if state in states:
+                    fut.set_result(rec)
+                else:
+                    keep.append((states, fut))
+            live.waiters = keep
+        return rec
+
+    def _emit(self, rec: ContainerRecord, action: str, **attributes: object) -> None:
+        self._events.emit("container", action, rec.id, rec.name, **attributes)
+
+    def _refuse(self, rec: ContainerRecord, action: Action) -> State:
+        try:
+            return next_state(rec.state.state, action, who=f"container {rec.name}")
+        except InvalidState as e:
+            e.id = rec.id
+            raise
+
+    def _cancel_restart(self, cid: str) -> None:
+        live = self._live.get(cid)
+        if live is not None and live.restart_task is not None:
+            live.restart_task.cancel()
+            live.restart_task = None
+
+    def log_writer(self, rec: ContainerRecord) -> LogWriter:
+        live = self._live_of(rec.id)
+        if live.log is None:
+            os.makedirs(self.data_dir(rec.id), mode=0o700, exist_ok=True)
+            size_max = self.config.log_size_max if rec.config.log_size_max < 0 else rec.config.log_size_max
+            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=self.config.log_keep)
+        return live.log
+
+    def current_log(self, cid: str) -> LogWriter | None:
+        live = self._live.get(cid)
+        return live.log if live is not None else None
+
+    # -- create -------------------------------------------------------------------
+
+    async def create(self, opts: CreateOptions) -> ContainerRecord:
+        name = check_name(opts.name) if opts.name else self._unused_name()
+        if not opts.command:
+            raise InvalidConfig("a command is required", field="command")
+        if not isinstance(opts.rootfs, str) or not opts.rootfs or "\0" in opts.rootfs:
+            raise InvalidConfig("a root filesystem directory is required", field="rootfs")
+        rootfs = os.path.realpath(opts.rootfs)
+        if not os.path.isdir(rootfs):
+            raise RootfsNotFound(f"rootfs {opts.rootfs!r} is not a directory", field="rootfs",
+                                 path=opts.rootfs[:4096])
+        if any("\0" in a for a in opts.command) or any("\0" in e for e in opts.env):
+            raise InvalidConfig("arguments and environment cannot contain NUL bytes", field="command")
+        for item in opts.env:
+            key = item.partition("=")[0]
+            if not key or "=" not in item:
+                raise InvalidConfig(f"environment entry {item[:80]!r} is not KEY=VALUE", field="env")
+        if not opts.workdir.startswith("/"):
+            raise InvalidConfig(f"working directory {opts.workdir!r} is not absolute", field="workdir")
+        if opts.network not in NETWORK_MODES:
+            raise InvalidConfig(f"network mode {opts.network!r} is not one of {', '.join(NETWORK_MODES)}",
+                                field="network")
+        if opts.stop_timeout < 0:
+            raise InvalidConfig("stop timeout must be >= 0", field="stop_timeout")
+        if opts.hostname and (len(opts.hostname) > 64 or "/" in opts.hostname or "\0" in opts.hostname):
+            raise InvalidConfig(f"invalid hostname {opts.hostname[:80]!r}", field="hostname")
+        restart = RestartPolicy.parse(opts.restart_policy)
+        if opts.auto_remove and restart.name != "no":
+            raise InvalidConfig("--rm and a restart policy cannot be combined", field="restart_policy")
+        self._runtimes.get(opts.runtime)  # unknown runtime: refuse now, not at start
+        resolve_user(rootfs, opts.user or "0:0")  # an unknown user fails here, not at start
+        config = ContainerConfig(
+            id=new_id(), name=name, rootfs=rootfs, command=list(opts.command), env=list(opts.env),
+            workdir=opts.workdir or "/", user=opts.user or "0:0", hostname=opts.hostname,
+            tty=opts.tty, stdin=opts.stdin, runtime=opts.runtime or self._runtimes.default,
+            restart=restart, stop_signal=parse_signal(opts.stop_signal),
+            stop_timeout=opts.stop_timeout, network=opts.network, read_only=opts.read_only,
+            labels=dict(opts.labels), auto_remove=opts.auto_remove,
+            log_size_max=opts.log_size_max, created_at=time.time_ns(),
+        )
+        rec = ContainerRecord(config, ContainerState())
+        self._store.add(rec)
+        self._emit(rec, "create")
+        return rec
+
+    def _unused_name(self) -> str:
+        for _ in range(100):
+            name = random_name()
+            try:
+                self._store.find(name)
+            except NoSuchContainer:
+                return name
+        return "ctr_" + new_id()[:12]
+
+    # -- init / start ---------------------------------------------------------------
+
+    async def init(self, ref: str) -> ContainerRecord:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.INIT)
+            self._cancel_restart(cid)
+            rec = await self._launch(rec, start=False)
+        return rec
+
+    async def start(self, ref: str) -> ContainerRecord:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.START)
+            self._cancel_restart(cid)
+            if rec.state.state is State.CREATED:
+                rec = await self._start_created(rec)
+            else:
+                rec = await self._launch(rec.with_state(stopped_by_user=False), start=True)
+        return rec
+
+    async def _start_created(self, rec: ContainerRecord) -> ContainerRecord:
+        runtime = self._runtimes.get(rec.config.runtime)
+        await runtime.start(rec.id, self._runtime_log(rec.id))
+        rec = self._save(rec.with_state(state=State.RUNNING, started_at=time.time_ns(),
+                                        finished_at=0, stopped_by_user=False))
+        self._emit(rec, "start")
+        return rec
+
+    def _prepare_bundle(self, rec: ContainerRecord) -> str:
+        bundle = self.bundle_dir(rec.id)
+        os.makedirs(bundle, mode=0o700, exist_ok=True)
+        write_etc_files(rec.config, bundle)
+        with open(os.path.join(bundle, "config.json"), "wb") as f:
+            f.write(msgspec.json.encode(oci_config(rec.config, bundle)))
+        return bundle
+
+    async def _launch(self, rec: ContainerRecord, *, start: bool) -> ContainerRecord:
+        """Create the container in the runtime (and start it): stdio wired, monitor armed."""
+        runtime = self._runtimes.get(rec.config.runtime)
+        live = self._live_of(rec.id)
+        runtime_log = self._runtime_log(rec.id)
+        if rec.state.state is State.STOPPED:
+            await runtime.delete(rec.id, runtime_log, force=True)
+        bundle = self._prepare_bundle(rec)
+        logw = self.log_writer(rec)
+        logw.finished = False
+        io = ContainerIO(bundle, logw, stdin=rec.config.stdin)
+        pid_file = os.path.join(bundle, "pid")
+        try:
+            os.unlink(pid_file)
+        except FileNotFoundError:
+            pass
+        stdio = io.open()
+        try:
+            with self._monitor.hold_reaping():
+                await runtime.create(rec.id, bundle, pid_file=pid_file, log_path=runtime_log,
+                                     stdio=stdio, start=start)
+                pid = _read_pid(pid_file)
+                exited = self._monitor.watch(pid)
+        except BaseException as e:
+            io.close()
+            logw.finish()  # followers waiting for this run end with it
+            await _quietly(runtime.delete(rec.id, runtime_log, force=True))
+            if isinstance(e, VarpodError):
+                self._save(rec.with_state(error=e.message))
+            raise
+        io.close_container_side()
+        run = Run(pid, exited, io)
+        live.run = run
+        run.handler = self._tasks.spawn(self._handle_exit(rec.id, run), name=f"exit-{rec.id[:12]}")
+        now = time.time_ns()
+        changes: dict = {"state": State.CREATED, "pid": pid, "error": "", "exit_code": 0,
+                         "exit_code_known": True}
+        if start:
+            changes.update(state=State.RUNNING, started_at=now, finished_at=0)
+        rec = self._save(rec.with_state(**changes))
+        self._emit(rec, "init")
+        if start:
+            self._emit(rec, "start")
+        return rec
+
+    # -- exits, cleanup, restart policy ---------------------------------------------------
+
+    async def _handle_exit(self, cid: str, run: Run) -> None:
+        info = await run.exited
+        # Drain the pipes before reporting the exit: the last lines must reach the log.
+        if run.io is not None:
+            await run.io.drained(self.config.drain_timeout)
+            run.io.close()
+        restart = False
+        async with self._locks.hold(cid):
+            live = self._live.get(cid)
+            if live is None or live.run is not run:
+                return  # superseded: removed, or taken over by remove/re-adoption
+            live.run = None
+            try:
+                rec = self._store.get(cid)
+            except NoSuchContainer:
+                return
+            if live.log is not None:
+                live.log.finish()
+            try:
+                new = next_state(rec.state.state, Action.DIED)
+            except InvalidState:
+                log.error("BUG: container %s died while %s; exit not recorded", cid, rec.state.state)
+                return
+            code = info.code if info.code is not None else -1
+            rec = self._save(rec.with_state(state=new, pid=0, exit_code=code,
+                                            exit_code_known=info.known, finished_at=info.time))
+            self._emit(rec, "died", exitCode=code if info.known else "unknown")
+            rec = await self._cleanup_locked(rec)
+            quick = time.monotonic_ns() - run.started < QUICK_RUN_NS
+            live.quick_restarts = live.quick_restarts + 1 if quick else 0
+            restart = self._should_restart(rec)
+            if restart:
+                delay = min(0.1 * 2 ** max(live.quick_restarts - 1, 0), 10.0)
+                live.restart_task = self._tasks.spawn(self._restart_later(cid, delay),
+                                                      name=f"restart-{cid[:12]}")
+        if rec.config.auto_remove and not restart:
+            try:
+                await self.remove(cid)
+            except NoSuchContainer:
+                pass
+
+    async def _cleanup_locked(self, rec: ContainerRecord) -> ContainerRecord:
+        runtime = self._runtimes.get(rec.config.runtime)
+        try:
+            await runtime.delete(rec.id, self._runtime_log(rec.id), force=True)
+        except RuntimeFailed as e:
+            log.error("cleanup of %s failed: %s", rec.id, e)
+            return self._save(rec.with_state(error=e.message))
+        rec = self._save(rec.with_state(state=next_state(rec.state.state, Action.CLEANUP)))
+        self._emit(rec, "cleanup")
+        return rec
+
+    @staticmethod
+    def _should_restart(rec: ContainerRecord) -> bool:
+        policy, st = rec.config.restart, rec.state
+        if st.stopped_by_user or policy.name == "no":
+            return False
+        if policy.name in ("always", "unless-stopped"):
+            return True
+        failed = st.exit_code != 0 or not st.exit_code_known
+        return failed and (policy.max_retries == 0 or st.restart_count < policy.max_retries)
+
+    async def _restart_later(self, cid: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self._locks.hold(cid):
+            live = self._live.get(cid)
+            if live is not None:
+                live.restart_task = None
+            try:
+                rec = self._store.get(cid)
+            except NoSuchContainer:
+                return
+            if rec.state.state not in (State.EXITED, State.STOPPED) or rec.state.stopped_by_user:
+                return
+            rec = rec.with_state(restart_count=rec.state.restart_count + 1)
+            try:
+                await self._launch(rec, start=True)
+            except VarpodError as e:
+                log.error("restart of %s failed: %s", rec.name, e)
+
+    # -- stop / kill / pause ------------------------------------------------------------
+
+    async def stop(self, ref: str, timeout: int | None = None) -> ContainerRecord:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._cancel_restart(cid)
+            self._refuse(rec, Action.STOP)
+            run = self._live_of(cid).run
+            if run is None:  # the runtime has it but we do not watch it: ask the runtime
+                raise InvalidState(f"container {rec.name} has no monitored process; run sync",
+                                   id=cid, state=rec.state.state.value)
+            if timeout is None:
+                timeout = rec.config.stop_timeout
+            if rec.state.state is not State.STOPPING or not rec.state.stopped_by_user:
+                rec = self._save(rec.with_state(state=State.STOPPING, stopped_by_user=True))
+            sig = signal.SIGKILL if timeout == 0 else rec.config.stop_signal
+            await self._signal(rec, run, sig)
+        # The lock is released while we wait, so inspect, list and kill proceed (podman#8501).
+        if not await _wait_done(run.exited, timeout):
+            async with self._locks.hold(cid):
+                await self._signal(rec, run, signal.SIGKILL, all=True)
+            if not await _wait_done(run.exited, KILL_GRACE):
+                raise StopTimeout(f"container {rec.name} did not exit after SIGKILL", id=cid)
+        rec = await self._settled(cid)
+        self._emit(rec, "stop")
+        return rec
+
+    async def _signal(self, rec: ContainerRecord, run: Run, sig: int, *, all: bool = False) -> None:
+        runtime = self._runtimes.get(rec.config.runtime)
+        try:
+            await runtime.kill(rec.id, int(sig), self._runtime_log(rec.id), all=all)
+        except RuntimeFailed:
+            if not run.exited.done() and not _pid_gone(run.pid):
+                raise  # a real failure, not the race with an exit
+
+    async def _settled(self, cid: str) -> ContainerRecord:
+        """The record once the exit handler has recorded the death (or removal)."""
+        try:
+            return await self.wait_for(cid, (State.STOPPED, State.EXITED, State.CONFIGURED,
+                                             State.REMOVING))
+        except NoSuchContainer:
+            rec = ContainerRecord(ContainerConfig(id=cid, name=cid, rootfs="", command=[]),
+                                  ContainerState(state=State.EXITED))
+            return rec
+
+    async def kill(self, ref: str, sig: int | str = signal.SIGKILL) -> ContainerRecord:
+        number = parse_signal(sig)
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.KILL)
+            run = self._live_of(cid).run
+            runtime = self._runtimes.get(rec.config.runtime)
+            try:
+                await runtime.kill(cid, number, self._runtime_log(cid))
+            except RuntimeFailed:
+                if run is None or not (run.exited.done() or _pid_gone(run.pid)):
+                    raise
+            rec = self._save(rec.with_state(stopped_by_user=True))
+            self._emit(rec, "kill", signal=number)
+        return rec
+
+    async def pause(self, ref: str) -> ContainerRecord:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            new = self._refuse(rec, Action.PAUSE)
+            await self._runtimes.get(rec.config.runtime).pause(cid, self._runtime_log(cid))
+            rec = self._save(rec.with_state(state=new))
+            self._emit(rec, "pause")
+        return rec
+
+    async def unpause(self, ref: str) -> ContainerRecord:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            new = self._refuse(rec, Action.UNPAUSE)
+            await self._runtimes.get(rec.config.runtime).resume(cid, self._runtime_log(cid))
+            rec = self._save(rec.with_state(state=new))
+            self._emit(rec, "unpause")
+        return rec
+
+    async def restart(self, ref: str, timeout: int | None = None) -> ContainerRecord:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.RESTART)
+            self._cancel_restart(cid)
+            state = rec.state.state
+        if state is State.PAUSED:
+            await self.unpause(cid)
+        if state in LIVE_STATES:
+            try:
+                await self.stop(cid, timeout)
+            except ContainerStopped:
+                pass
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.START)
+            rec = await self._launch(rec.with_state(stopped_by_user=False), start=True)
+            self._emit(rec, "restart")
+        return rec
+
+    # -- wait ---------------------------------------------------------------------------------
+
+    async def wait_for(self, ref: str, states: Iterable[State]) -> ContainerRecord:
+        """Block until the container enters one of ``states`` (now counts)."""
+        wanted = frozenset(states)
+        rec = self.resolve(ref)
+        if rec.state.state in wanted:
+            return rec
+        fut: asyncio.Future[ContainerRecord] = asyncio.get_running_loop().create_future()
+        live = self._live_of(rec.id)
+        live.waiters.append((wanted, fut))
+        try:
+            return await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+            live.waiters = [(s, f) for s, f in live.waiters if f is not fut]
+
+    async def wait(self, ref: str, conditions: Iterable[str] = ()) -> ContainerRecord:
+        states = []
+        for c in conditions:
+            try:
+                states.append(State(c))
+            except ValueError:
+                raise InvalidConfig(f"unknown wait condition {c!r}", field="conditions") from None
+        return await self.wait_for(ref, states or (State.STOPPED, State.EXITED))
+
+    # -- remove ---------------------------------------------------------------------------------
+
+    async def remove(self, ref: str, force: bool = False, timeout: int | None = None) -> str:
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._cancel_restart(cid)
+            state = rec.state.state
+            if state in (State.RUNNING, State.PAUSED, State.STOPPING) and not force:
+                raise InvalidState(
+                    f"container {rec.name} is {state.value}; stop it first or remove with force",
+                    id=cid, state=state.value)
+        if state is State.PAUSED:
+            await _quietly(self.unpause(cid))
+        if state in (State.RUNNING, State.PAUSED, State.STOPPING):
+            try:
+                await self.stop(cid, 0 if timeout is None else timeout)
+            except (ContainerStopped, InvalidState):
+                pass
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.REMOVE)
+            rec = self._save(rec.with_state(state=State.REMOVING))
+            await self._dispose(rec)
+            self._emit(rec, "remove")
+        return cid
+
+    async def _dispose(self, rec: ContainerRecord) -> None:
+        """Everything the container owns goes: runtime state, stdio, bundle, logs, rows."""
+        cid = rec.id
+        live = self._live.pop(cid, None)
+        runtime = self._runtimes.get(rec.config.runtime)
+        await runtime.delete(cid, self._runtime_log(cid), force=True)
+        if live is not None:
+            run, live.run = live.run, None
+            if run is not None:
+                await _wait_done(run.exited, KILL_GRACE)
+                if run.io is not None:
+                    run.io.close()
+                if run.handler is not None:
+                    run.handler.cancel()
+            if live.restart_task is not None:
+                live.restart_task.cancel()
+            if live.log is not None:
+                live.log.finish()
+                live.log.close()
+            for _, fut in live.waiters:
+                if not fut.done():
+                    fut.set_exception(NoSuchContainer(f"container {rec.name} was removed",
+                                                      name=rec.name))
+        shutil.rmtree(self.bundle_dir(cid), ignore_errors=True)
+        shutil.rmtree(self.data_dir(cid), ignore_errors=True)
+        self._store.delete(cid)
+        self._locks.drop(cid)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def inspect(self, ref: str) -> ContainerRecord:
+        return self.resolve(ref)
+
+    def list(self, all: bool = False) -> list[ContainerRecord]:
+        recs = self._store.all()
+        if all:
+            return list(recs)
+        return [r for r in recs if r.state.state in LIVE_STATES]
+
+    async def sync(self, ref: str) -> ContainerRecord:
+        """Ask the runtime for the real state; save only if it changed."""
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            new = await self._runtime_state(rec)
+            if new is not None and new != rec.state:
+                rec = self._save(ContainerRecord(rec.config, new))
+                self._emit(rec, "sync")
+        return rec
+
+    async def _runtime_state(self, rec: ContainerRecord) -> ContainerState | None:
+        if rec.state.state not in LIVE_STATES:
+            return None
+        run = self._live_of(rec.id).run
+        runtime = self._runtimes.get(rec.config.runtime)
+        try:
+            st = await runtime.state(rec.id, self._runtime_log(rec.id))
+        except ContainerNotInRuntime:
+            return msgspec.structs.replace(rec.state, state=State.EXITED, exit_code=-1,
+                                           exit_code_known=False, pid=0,
+                                           finished_at=rec.state.finished_at or time.time_ns())
+        if st.status == "stopped" and run is not None:
+            return None  # the monitor is about to report it, with the exit code
+        mapping = {"created": State.CREATED, "running": State.RUNNING, "paused": State.PAUSED,
+                   "stopped": State.STOPPED}
+        state = mapping[st.status]
+        if rec.state.state is State.STOPPING and state is State.RUNNING:
+            state = State.STOPPING
+        return msgspec.structs.replace(rec.state, state=state, pid=st.pid)
+
+    # -- daemon start and stop -----------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Re-adopt what survived a daemon restart; settle what did not."""
+        for rec in self._store.all():
+            try:
+                await self._recover_one(rec)
+            except Exception:
+                log.exception("recovering container %s failed", rec.id)
+        self._collect_stale()
+
+    async def _recover_one(self, rec: ContainerRecord) -> None:
+        cid = rec.id
+        async with self._locks.hold(cid):
+            state = rec.state.state
+            if state is State.REMOVING:
+                await self._dispose(rec)
+                self._emit(rec, "remove")
+                return
+            if state is State.STOPPED:
+                await self._cleanup_locked(rec)
+                return
+            if state not in LIVE_STATES:
+                return
+            runtime = self._runtimes.get(rec.config.runtime)
+            try:
+                st = await runtime.state(cid, self._runtime_log(cid))
+            except ContainerNotInRuntime:
+                st = None
+            if st is None or st.status == "stopped" or _pid_gone(st.pid):
+                rec = self._save(rec.with_state(state=next_state(state, Action.DIED), pid=0,
+                                                exit_code=-1, exit_code_known=False,
+                                                finished_at=time.time_ns()))
+                self._emit(rec, "died", exitCode="unknown")
+                await self._cleanup_locked(rec)
+                return
+            self._adopt(rec, st.pid, st.status)
+
+    def _adopt(self, rec: ContainerRecord, pid: int, status: str) -> None:
+        """Watch a container started by an earlier daemon and resume copying its output."""
+        bundle = self.bundle_dir(rec.id)
+        logw = self.log_writer(rec)
+        io = ContainerIO(bundle, logw, stdin=False)
+        for name, stream in (("stdout", 1), ("stderr", 2)):
+            path = os.path.join(bundle, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as e:
+                log.warning("container %s: cannot reopen %s: %s", rec.id, name, e)
+                continue
+            io.pumps.append(OutputPump(fd, stream, logw))
+        run = Run(pid, self._monitor.watch(pid), io)
+        live = self._live_of(rec.id)
+        live.run = run
+        run.handler = self._tasks.spawn(self._handle_exit(rec.id, run), name=f"exit-{rec.id[:12]}")
+        state = {"running": State.RUNNING, "paused": State.PAUSED, "created": State.CREATED}[status]
+        if state is not rec.state.state:
+            log.warning("container %s was %s, the runtime says %s", rec.name, rec.state.state, status)
+            rec = self._save(rec.with_state(state=state, pid=pid))
+        log.info("re-adopted container %s (pid %d, %s)", rec.name, pid, status)
+
+    def _collect_stale(self) -> None:
+        """Bundles and log directories of containers the store no longer knows."""
+        known = {r.id for r in self._store.all()}
+        for parent in (self._bundles_dir(), self._containers_dir()):
+            for name in os.listdir(parent):
+                if name not in known:
+                    log.info("removing stale %s", os.path.join(parent, name))
+                    shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+    async def shutdown(self) -> None:
+        """Stop watching without touching containers: they keep running."""
+        # Half-done exits and cleanups are finished by recover() on the next start.
+        await self._tasks.cancel_all()
+        for live in self._live.values():
+            if live.run is not None and live.run.io is not None:
+                live.run.io.close()
+            if live.log is not None:
+                live.log.close()
+
+
+def _read_pid(path: str) -> int:
+    with open(path) as f:
+        return int(f.read().strip())
+
+
+def _pid_gone(pid: int) -> bool:
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def _wait_done(fut: asyncio.Future, timeout: float) -> bool:
+    if fut.done():
+        return True
+    try:
+        await asyncio.wait_for(asyncio.shield(fut), timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _quietly(coro) -> None:
+    try:
+        await coro
+    except Exception as e:  # best effort on an error path that already has an error
+        log.debug("ignored during cleanup: %s", e)

@@ -1,0 +1,272 @@
+"""Every error varpod raises on purpose, each with the RPC error name it travels under.
+
+The server replies with ``rpc_name`` and ``parameters()``; the client rebuilds the
+same class from ``BY_RPC_NAME``. Messages name the object and the attempt.
+"""
+
+from __future__ import annotations
+
+
+class VarpodError(Exception):
+    """Base of every deliberate varpod error."""
+
+    rpc_name = "io.varpod.System.InternalError"
+    #: extra wire fields besides ``message`` (IDL order), filled from kwargs
+    fields: tuple[str, ...] = ()
+
+    def __init__(self, message: str = "", **fields: object) -> None:
+        super().__init__(message or self.__doc__ or self.rpc_name)
+        self.message = str(self.args[0])
+        for name in self.fields:
+            setattr(self, name, fields.get(name, ""))
+
+    def parameters(self) -> dict[str, object]:
+        params = {name: getattr(self, name) for name in self.fields}
+        params["message"] = self.message
+        return params
+
+
+class InternalError(VarpodError):
+    """Something unexpected failed inside the daemon; its log has the traceback."""
+
+    rpc_name = "io.varpod.System.InternalError"
+
+
+class ProtocolError(VarpodError):
+    """The peer sent bytes that are not a valid frame or message."""
+
+    rpc_name = "io.varpod.System.ProtocolError"
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame's length prefix is over the configured limit."""
+
+    rpc_name = "io.varpod.System.FrameTooLarge"
+    fields = ("limit",)
+
+
+class TooManyConnections(VarpodError):
+    """The daemon is at its connection limit."""
+
+    rpc_name = "io.varpod.System.TooManyConnections"
+    fields = ("limit",)
+
+
+class PermissionDenied(VarpodError):
+    """The peer's credentials are not allowed to use this daemon."""
+
+    rpc_name = "io.varpod.System.PermissionDenied"
+
+
+class RuntimeNotFound(VarpodError):
+    """No OCI runtime of that name is configured, or none of its paths exist."""
+
+    rpc_name = "io.varpod.System.RuntimeNotFound"
+    fields = ("runtime",)
+
+
+class RuntimeFailed(VarpodError):
+    """The OCI runtime exited with an error; ``message`` carries its last log line."""
+
+    rpc_name = "io.varpod.System.RuntimeFailed"
+    fields = ("runtime",)
+
+
+class ContainerNotInRuntime(RuntimeFailed):
+    """The OCI runtime says the container does not exist."""
+
+    rpc_name = "io.varpod.System.ContainerNotInRuntime"
+
+
+class Unsupported(VarpodError):
+    """The feature is not available on this machine or runtime."""
+
+    rpc_name = "io.varpod.System.Unsupported"
+    fields = ("feature",)
+
+
+class EventsOverflow(VarpodError):
+    """An events reader fell too far behind and was cut off; resume by sequence number."""
+
+    rpc_name = "io.varpod.System.EventsOverflow"
+
+
+class DaemonNotRunning(VarpodError):
+    """The client could not connect to the daemon's socket."""
+
+    rpc_name = "io.varpod.Client.DaemonNotRunning"
+
+
+class ShuttingDown(VarpodError):
+    """The daemon is shutting down and takes no new work."""
+
+    rpc_name = "io.varpod.System.ShuttingDown"
+
+
+# -- containers ---------------------------------------------------------------
+
+
+class NoSuchContainer(VarpodError):
+    """No container matches the given name or ID."""
+
+    rpc_name = "io.varpod.Container.NoSuchContainer"
+    fields = ("name",)
+
+
+class AmbiguousName(VarpodError):
+    """An ID prefix matches more than one container."""
+
+    rpc_name = "io.varpod.Container.AmbiguousName"
+    fields = ("name",)
+
+
+class NameInUse(VarpodError):
+    """Another container already has this name."""
+
+    rpc_name = "io.varpod.Container.NameInUse"
+    fields = ("name",)
+
+
+class InvalidName(VarpodError):
+    """A container name breaks the naming rules."""
+
+    rpc_name = "io.varpod.Container.InvalidName"
+    fields = ("name",)
+
+
+class InvalidConfig(VarpodError):
+    """A container setting is out of range or inconsistent."""
+
+    rpc_name = "io.varpod.Container.InvalidConfig"
+    fields = ("field",)
+
+
+class RootfsNotFound(InvalidConfig):
+    """The root filesystem directory does not exist."""
+
+    rpc_name = "io.varpod.Container.RootfsNotFound"
+    fields = ("field", "path")
+
+
+class InvalidState(VarpodError):
+    """The container's state does not allow the operation."""
+
+    rpc_name = "io.varpod.Container.InvalidState"
+    fields = ("id", "state")
+
+
+class ContainerStopped(InvalidState):
+    """The container is already stopped (podman's CtrStopped)."""
+
+    rpc_name = "io.varpod.Container.ContainerStopped"
+
+
+class AlreadyPaused(InvalidState):
+    """The container is already paused."""
+
+    rpc_name = "io.varpod.Container.AlreadyPaused"
+
+
+class NotPaused(InvalidState):
+    """The container is not paused."""
+
+    rpc_name = "io.varpod.Container.NotPaused"
+
+
+class StopTimeout(VarpodError):
+    """The container did not exit even after SIGKILL."""
+
+    rpc_name = "io.varpod.Container.StopTimeout"
+    fields = ("id",)
+
+
+class NoSuchExecSession(VarpodError):
+    """No exec session has that ID."""
+
+    rpc_name = "io.varpod.Container.NoSuchExecSession"
+    fields = ("id",)
+
+
+class ExecSessionActive(InvalidState):
+    """The operation is refused while exec sessions are running."""
+
+    rpc_name = "io.varpod.Container.ExecSessionActive"
+
+
+# -- varlink service errors (standard names) ----------------------------------
+
+
+class InterfaceNotFound(VarpodError):
+    """The interface is not served here."""
+
+    rpc_name = "org.varlink.service.InterfaceNotFound"
+    fields = ("interface",)
+
+
+class MethodNotFound(VarpodError):
+    """The method is not part of its interface."""
+
+    rpc_name = "org.varlink.service.MethodNotFound"
+    fields = ("method",)
+
+
+class MethodNotImplemented(VarpodError):
+    """The method exists but does not support the requested call mode."""
+
+    rpc_name = "org.varlink.service.MethodNotImplemented"
+    fields = ("method",)
+
+
+class InvalidParameter(VarpodError):
+    """A call parameter is missing or has the wrong type."""
+
+    rpc_name = "org.varlink.service.InvalidParameter"
+    fields = ("parameter",)
+
+
+class ExpectedMore(VarpodError):
+    """The method streams replies and must be called with ``more``."""
+
+    rpc_name = "org.varlink.service.ExpectedMore"
+
+
+# -- streams --------------------------------------------------------------------
+
+
+class StreamClosed(VarpodError):
+    """We closed the stream (detach, container exit, or shutdown)."""
+
+    rpc_name = "io.varpod.Stream.StreamClosed"
+
+
+class StreamBroken(VarpodError):
+    """The peer or the pipe went away mid-stream."""
+
+    rpc_name = "io.varpod.Stream.StreamBroken"
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+ALL_ERRORS: list[type[VarpodError]] = [VarpodError, *_all_subclasses(VarpodError)]
+BY_RPC_NAME: dict[str, type[VarpodError]] = {
+    cls.rpc_name: cls for cls in ALL_ERRORS if cls is not VarpodError
+}
+
+
+def from_wire(name: str, parameters: dict | None) -> VarpodError:
+    """Rebuild the exception a server sent; unknown names stay readable."""
+    params = dict(parameters or {})
+    cls = BY_RPC_NAME.get(name)
+    message = str(params.pop("message", "") or name)
+    if cls is None:
+        err = VarpodError(f"{name}: {message}")
+        err.rpc_name = name
+        return err
+    fields = {k: v for k, v in params.items() if k in cls.fields}
+    return cls(message, **fields)

@@ -1,0 +1,238 @@
+"""The container log: binary records, cheap to append, replayable without parsing text.
+
+A record is a wire frame followed by a trailer::
+
+    u8 stream | 3 zero bytes | u32 BE length | payload | u64 BE time (ns) | u32 BE length
+
+The first ``8 + length`` bytes are exactly the attach stream's multiplexed frame,
+so replaying to an attached client is a copy, and the trailer's repeated length
+lets ``--tail`` walk backwards from the end with bounded memory. One record
+holds one read from the container's pipe, not one line.
+
+Rotation renames the live file to ``<name>.<generation>`` and starts a new one;
+readers that hold the old file finish it, then move on by generation number.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+
+HEADER = struct.Struct(">B3xI")
+TRAILER = struct.Struct(">QI")
+HEADER_SIZE = HEADER.size  # 8
+TRAILER_SIZE = TRAILER.size  # 12
+OVERHEAD = HEADER_SIZE + TRAILER_SIZE
+MAX_RECORD = 16 << 20
+
+STDIN, STDOUT, STDERR = 0, 1, 2
+
+
+def encode_record(stream: int, payload: bytes, ts: int | None = None) -> bytes:
+    ts = time.time_ns() if ts is None else ts
+    n = len(payload)
+    return HEADER.pack(stream, n) + payload + TRAILER.pack(ts, n)
+
+
+class Record:
+    __slots__ = ("offset", "payload", "stream", "time")
+
+    def __init__(self, stream: int, time: int, payload: bytes, offset: int) -> None:
+        self.stream = stream
+        self.time = time
+        self.payload = payload
+        self.offset = offset
+
+    def __repr__(self) -> str:
+        return f"Record(stream={self.stream}, time={self.time}, payload={self.payload[:40]!r})"
+
+
+def parse_records(buf: bytes | memoryview, base: int = 0) -> tuple[list[Record], int]:
+    """Complete records at the start of ``buf``; returns them and the bytes consumed."""
+    out: list[Record] = []
+    pos = 0
+    end = len(buf)
+    while end - pos >= OVERHEAD:
+        stream, n = HEADER.unpack_from(buf, pos)
+        total = n + OVERHEAD
+        if end - pos < total:
+            break
+        ts, n2 = TRAILER.unpack_from(buf, pos + HEADER_SIZE + n)
+        if n2 != n or stream > 3:
+            raise ValueError(f"corrupt log record at offset {base + pos}")
+        out.append(Record(stream, ts, bytes(buf[pos + HEADER_SIZE : pos + HEADER_SIZE + n]), base + pos))
+        pos += total
+    return out, pos
+
+
+def iter_file(fd: int, start: int = 0, stop: int | None = None, block: int = 1 << 20) -> Iterator[Record]:
+    """Records of an open log file from ``start`` up to ``stop`` (default: its current end)."""
+    if stop is None:
+        stop = os.fstat(fd).st_size
+    pos = start
+    pending = b""
+    while pos < stop:
+        chunk = os.pread(fd, min(block, stop - pos), pos)
+        if not chunk:
+            break
+        pos += len(chunk)
+        buf = pending + chunk if pending else chunk
+        records, used = parse_records(buf, pos - len(buf))
+        yield from records
+        pending = buf[used:]
+        if len(pending) > MAX_RECORD + OVERHEAD:
+            raise ValueError("corrupt log: record larger than the maximum")
+
+
+def iter_backwards(fd: int, end: int | None = None) -> Iterator[Record]:
+    """Records from the end towards the start, reading one record at a time."""
+    pos = os.fstat(fd).st_size if end is None else end
+    while pos >= OVERHEAD:
+        ts, n = TRAILER.unpack(os.pread(fd, TRAILER_SIZE, pos - TRAILER_SIZE))
+        start = pos - TRAILER_SIZE - n - HEADER_SIZE
+        if start < 0 or n > MAX_RECORD:
+            raise ValueError(f"corrupt log record ending at offset {pos}")
+        raw = os.pread(fd, HEADER_SIZE + n, start)
+        stream, n1 = HEADER.unpack_from(raw)
+        if n1 != n:
+            raise ValueError(f"corrupt log record at offset {start}")
+        yield Record(stream, ts, raw[HEADER_SIZE:], start)
+        pos = start
+
+
+def valid_length(fd: int) -> int:
+    """Offset just after the last whole record (a crash may leave a torn tail)."""
+    size = os.fstat(fd).st_size
+    pos = 0
+    while pos + OVERHEAD <= size:
+        stream, n = HEADER.unpack(os.pread(fd, HEADER_SIZE, pos))
+        end = pos + n + OVERHEAD
+        if end > size or stream > 2 or n > MAX_RECORD:
+            break
+        _, n2 = TRAILER.unpack(os.pread(fd, TRAILER_SIZE, end - TRAILER_SIZE))
+        if n2 != n:
+            break
+        pos = end
+    return pos
+
+
+class LogWriter:
+    """Appends records for one container; followers are told after every batch.
+
+    Only the event-loop thread calls it. ``finished`` becomes true once the
+    container's output is drained after exit: followers then stop at the end.
+    """
+
+    def __init__(self, path: str, *, size_max: int = 0, keep: int = 2) -> None:
+        self.path = path
+        self.size_max = size_max
+        self.keep = keep
+        self.generation = _latest_generation(path) + 1
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        # A crash mid-append leaves a torn record: cut it so readers stay in step.
+        size = os.fstat(self.fd).st_size
+        good = _valid_length_of(path) if size else 0
+        if good != size:
+            os.truncate(path, good)
+        self.size = good
+        self.finished = False
+        self._followers: set[Callable[[], None]] = set()
+        from .. import native  # here, not at import: log readers (the CLI) never need it
+
+        self._pump = native.pump
+
+    def append(self, stream: int, payload: bytes, ts: int | None = None) -> None:
+        if self.size_max and self.size >= self.size_max:
+            self.rotate()
+        record = encode_record(stream, payload, ts)
+        os.write(self.fd, record)
+        self.size += len(record)
+
+    def pump_from(self, src: int, stream: int, budget: int) -> bool:
+        """Move what ``src`` has into the log (the C loop when built); True at EOF."""
+        if self.size_max:
+            if self.size >= self.size_max:
+                self.rotate()
+            budget = max(1, min(budget, self.size_max - self.size))
+        n, eof = self._pump(src, self.fd, stream, budget)
+        self.size += n
+        return eof
+
+    def rotate(self) -> None:
+        os.rename(self.path, f"{self.path}.{self.generation}")
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.size = 0
+        self.generation += 1
+        for gen in _generations(self.path)[: -self.keep or None]:
+            os.unlink(f"{self.path}.{gen}")
+
+    def notify(self) -> None:
+        for wake in list(self._followers):
+            wake()
+
+    def follow(self, wake: Callable[[], None]) -> None:
+        self._followers.add(wake)
+
+    def unfollow(self, wake: Callable[[], None]) -> None:
+        self._followers.discard(wake)
+
+    def finish(self) -> None:
+        self.finished = True
+        self.notify()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _generations(path: str) -> list[int]:
+    d, base = os.path.split(path)
+    gens = []
+    try:
+        names = os.listdir(d or ".")
+    except FileNotFoundError:
+        return gens
+    for name in names:
+        if name.startswith(base + "."):
+            suffix = name[len(base) + 1 :]
+            if suffix.isdigit():
+                gens.append(int(suffix))
+    return sorted(gens)
+
+
+def _latest_generation(path: str) -> int:
+    gens = _generations(path)
+    return gens[-1] if gens else 0
+
+
+def _valid_length_of(path: str) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _tail_is_whole(fd):
+            return os.fstat(fd).st_size
+        return valid_length(fd)  # torn tail: rare, so a forward scan is fine
+    finally:
+        os.close(fd)
+
+
+def _tail_is_whole(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    if size < OVERHEAD:
+        return False
+    _, n = TRAILER.unpack(os.pread(fd, TRAILER_SIZE, size - TRAILER_SIZE))
+    start = size - OVERHEAD - n
+    if start < 0:
+        return False
+    stream, n1 = HEADER.unpack(os.pread(fd, HEADER_SIZE, start))
+    return n1 == n and stream <= 2
+
+
+def log_files(path: str) -> list[tuple[int, str]]:
+    """(generation, path) of every retained file, oldest first; the live one last."""
+    files = [(g, f"{path}.{g}") for g in _generations(path)]
+    files.append((_latest_generation(path) + 1, path))
+    return files

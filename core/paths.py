@@ -1,0 +1,68 @@
+"""Paths the daemon derives: never from unchecked input, never escaping a root."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .errors import InvalidConfig
+from .model import ID_RE
+
+_MAX_LINKS = 40
+
+
+def check_id(cid: str) -> str:
+    """IDs reach the filesystem; only our own 64-hex form is accepted there."""
+    if not ID_RE.match(cid):
+        raise InvalidConfig(f"invalid container ID {cid[:80]!r}", field="id")
+    return cid
+
+
+def resolve_in_root(root: str, path: str) -> str:
+    """Resolve ``path`` as if ``root`` were ``/``: symlinks (absolute or ``..``) cannot escape.
+
+    Returns the host path. Components that do not exist are kept lexically,
+    so the result can name a file still to be created, always under ``root``.
+    """
+    root = os.path.realpath(root)
+    parts = [p for p in path.split("/") if p and p != "."]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > _MAX_LINKS:
+                raise InvalidConfig(f"too many symlinks resolving {path!r}", field="path")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def read_in_root(root: str, path: str, limit: int = 1 << 20) -> bytes | None:
+    """Read a small regular file inside ``root``; None if absent or not a regular file."""
+    host = resolve_in_root(root, path)
+    try:
+        fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)

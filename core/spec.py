@@ -1,0 +1,176 @@
+"""The OCI ``config.json`` for a container, generated from its ContainerConfig."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from .errors import InvalidConfig
+from .model import ContainerConfig
+from .paths import read_in_root
+
+OCI_VERSION = "1.0.2-dev"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# podman's default capability set for root containers.
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+]
+
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+    "/proc/scsi",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+# (resource, wanted) — clamped to the daemon's own hard limit: without
+# CAP_SYS_RESOURCE a higher value makes the runtime fail ("error setting rlimit").
+RLIMITS = [
+    ("RLIMIT_NOFILE", resource.RLIMIT_NOFILE, 1048576),
+    ("RLIMIT_NPROC", resource.RLIMIT_NPROC, 4194304),
+]
+
+
+def rlimits() -> list[dict]:
+    out = []
+    for name, res, wanted in RLIMITS:
+        _, hard = resource.getrlimit(res)
+        value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        out.append({"type": name, "hard": value, "soft": value})
+    return out
+
+
+def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
+    """``uid[:gid]`` or ``name[:group]``, names looked up in the rootfs' passwd/group."""
+    name, _, group = user.partition(":")
+    passwd = _table(rootfs, "/etc/passwd")
+    if name.isdigit():
+        uid = int(name)
+        entry = next((e for e in passwd if e[2] == name), None)
+    else:
+        entry = next((e for e in passwd if e[0] == name), None)
+        if entry is None:
+            raise InvalidConfig(f"user {name!r} not found in the container's /etc/passwd", field="user")
+        uid = int(entry[2])
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            found = next((e for e in _table(rootfs, "/etc/group") if e[0] == group), None)
+            if found is None:
+                raise InvalidConfig(f"group {group!r} not found in the container's /etc/group", field="user")
+            gid = int(found[2])
+    else:
+        gid = int(entry[3]) if entry is not None and entry[3].isdigit() else 0
+    return uid, gid, []
+
+
+def _table(rootfs: str, path: str) -> list[list[str]]:
+    data = read_in_root(rootfs, path)
+    if not data:
+        return []
+    rows = []
+    for line in data.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[2].isdigit():
+            rows.append(fields)
+    return rows
+
+
+def environment(config: ContainerConfig) -> list[str]:
+    base = {
+        "PATH": DEFAULT_PATH.partition("=")[2],
+        "HOSTNAME": hostname(config),
+        "HOME": "/root",
+        "container": "varpod",
+    }
+    if config.tty:
+        base["TERM"] = "xterm"
+    for item in config.env:
+        key, _, value = item.partition("=")
+        base[key] = value
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def hostname(config: ContainerConfig) -> str:
+    return config.hostname or config.id[:12]
+
+
+def mounts(config: ContainerConfig, bundle: str) -> list[dict]:
+    out = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+    ]
+    if config.network == "host":
+        # sysfs cannot be mounted fresh without a network namespace of our own.
+        out.append({"destination": "/sys", "type": "bind", "source": "/sys",
+                    "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    else:
+        out.append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                    "options": ["nosuid", "noexec", "nodev", "ro"]})
+    out.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+    # Only where the rootfs already has the file: the user's rootfs is never modified.
+    for name in ("hostname", "hosts"):
+        if read_in_root(config.rootfs, f"/etc/{name}") is not None:
+            out.append({"destination": f"/etc/{name}", "type": "bind",
+                        "source": os.path.join(bundle, name), "options": ["bind", "ro"]})
+    return out
+
+
+def write_etc_files(config: ContainerConfig, bundle: str) -> None:
+    name = hostname(config)
+    _write(os.path.join(bundle, "hostname"), f"{name}\n")
+    _write(os.path.join(bundle, "hosts"),
+           f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{name}\n")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def oci_config(config: ContainerConfig, bundle: str) -> dict:
+    uid, gid, extra_gids = resolve_user(config.rootfs, config.user)
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if config.network != "host":
+        namespaces.append({"type": "network"})
+    user: dict = {"uid": uid, "gid": gid}
+    if extra_gids:
+        user["additionalGids"] = extra_gids
+    caps = list(DEFAULT_CAPS)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": config.tty,
+            "user": user,
+            "args": list(config.command),
+            "env": environment(config),
+            "cwd": config.workdir or "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": rlimits(),
+            "noNewPrivileges": False,
+        },
+        "root": {"path": config.rootfs, "readonly": config.read_only},
+        "hostname": hostname(config),
+        "mounts": mounts(config, bundle),
+        "annotations": {"io.varpod.name": config.name},
+        "linux": {
+            "namespaces": namespaces,
+            "cgroupsPath": f"/varpod/{config.id}",
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "maskedPaths": MASKED_PATHS,
+            "readonlyPaths": READONLY_PATHS,
+        },
+    }

@@ -1,0 +1,1 @@
+"""The wire: sans-IO protocol, interfaces, server, clients and CLI. Imports core, never the reverse."""

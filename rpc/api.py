@@ -1,0 +1,134 @@
+"""Every call the clients offer, written once.
+
+``Client`` and ``AsyncClient`` supply ``_call`` and ``_stream``: the sync one
+returns results and iterators, the async one coroutines and async iterators,
+so ``client.stop("web")`` and ``await aclient.stop("web")`` share this code.
+Results are typed Structs from ``rpc.interfaces`` (dicts for ``raw=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SYSTEM = "io.varpod.System."
+CONTAINER = "io.varpod.Container."
+
+
+def _opts(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+class API:
+    def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def _stream(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def _records(self, method: str, params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    # -- system ---------------------------------------------------------------------
+
+    def ping(self, text: str | None = None) -> Any:
+        return self._call(SYSTEM + "Ping", _opts(ping=text), "system.PingReply", "pong")
+
+    def info(self) -> Any:
+        return self._call(SYSTEM + "Info", {}, "system.InfoReply", "info")
+
+    def events(self, *, since_seq: int | None = None, since: int | None = None,
+               until: int | None = None, stream: bool = True,
+               filters: dict[str, str] | None = None) -> Any:
+        """Events (history after ``since_seq``/``since``, then live when ``stream``)."""
+        params = _opts(since_seq=since_seq, since=since, until=until, stream=stream,
+                       filters=filters)
+        return self._stream(SYSTEM + "Events", params, "system.EventsReply", "event")
+
+    def interface_description(self, interface: str) -> Any:
+        return self._call("org.varlink.service.GetInterfaceDescription", {"interface": interface},
+                          "service.GetInterfaceDescriptionReply", "description")
+
+    # -- containers -----------------------------------------------------------------------
+
+    def create(self, rootfs: str, command: list[str], *, name: str | None = None,
+               env: list[str] | None = None, workdir: str | None = None,
+               user: str | None = None, hostname: str | None = None, tty: bool | None = None,
+               stdin: bool | None = None, runtime: str | None = None,
+               restart_policy: str | None = None, stop_signal: str | None = None,
+               stop_timeout: int | None = None, network: str | None = None,
+               read_only: bool | None = None, labels: dict[str, str] | None = None,
+               auto_remove: bool | None = None, log_size_max: int | None = None) -> Any:
+        """Create a container; returns ``CreateReply(id, name)``."""
+        spec = _opts(rootfs=rootfs, command=list(command), name=name, env=env, workdir=workdir,
+                     user=user, hostname=hostname, tty=tty, stdin=stdin, runtime=runtime,
+                     restart_policy=restart_policy, stop_signal=stop_signal,
+                     stop_timeout=stop_timeout, network=network, read_only=read_only,
+                     labels=labels, auto_remove=auto_remove, log_size_max=log_size_max)
+        return self._call(CONTAINER + "Create", {"spec": spec}, "container.CreateReply")
+
+    def init(self, name: str) -> Any:
+        return self._call(CONTAINER + "Init", {"name": name}, "container.StateReply")
+
+    def start(self, name: str) -> Any:
+        return self._call(CONTAINER + "Start", {"name": name}, "container.StateReply")
+
+    def stop(self, name: str, timeout: int | None = None) -> Any:
+        return self._call(CONTAINER + "Stop", _opts(name=name, timeout=timeout),
+                          "container.StateReply")
+
+    def kill(self, name: str, signal: str | int | None = None) -> Any:
+        sig = None if signal is None else str(signal)
+        return self._call(CONTAINER + "Kill", _opts(name=name, signal=sig), "container.StateReply")
+
+    def pause(self, name: str) -> Any:
+        return self._call(CONTAINER + "Pause", {"name": name}, "container.StateReply")
+
+    def unpause(self, name: str) -> Any:
+        return self._call(CONTAINER + "Unpause", {"name": name}, "container.StateReply")
+
+    def restart(self, name: str, timeout: int | None = None) -> Any:
+        return self._call(CONTAINER + "Restart", _opts(name=name, timeout=timeout),
+                          "container.StateReply")
+
+    def wait(self, name: str, conditions: list[str] | None = None) -> Any:
+        """Block until stopped/exited (or ``conditions``); returns ``WaitReply``."""
+        return self._call(CONTAINER + "Wait", _opts(name=name, conditions=conditions),
+                          "container.WaitReply")
+
+    def remove(self, name: str, *, force: bool = False, timeout: int | None = None) -> Any:
+        return self._call(CONTAINER + "Remove", _opts(name=name, force=force or None,
+                                                       timeout=timeout),
+                          "container.RemoveReply", "id")
+
+    def inspect(self, name: str) -> Any:
+        return self._call(CONTAINER + "Inspect", {"name": name}, "container.InspectReply",
+                          "container")
+
+    def list(self, all: bool = False) -> Any:
+        return self._call(CONTAINER + "List", _opts(all=all or None), "container.ListReply",
+                          "containers")
+
+    def logs(self, name: str, *, follow: bool = False, tail: int | None = None,
+             since: int | None = None, until: int | None = None, stdout: bool = True,
+             stderr: bool = True) -> Any:
+        """Log records (``.stream``, ``.time`` ns, ``.payload``) on a connection of their own."""
+        params = _opts(name=name, follow=follow or None, tail=tail, since=since, until=until,
+                       stdout=None if stdout else False, stderr=None if stderr else False)
+        return self._records(CONTAINER + "Logs", params)
+
+    def sync(self, name: str) -> Any:
+        return self._call(CONTAINER + "Sync", {"name": name}, "container.StateReply")
+
+
+def result_type(name: str) -> type:
+    """``"container.InspectReply"`` -> the Struct (imports msgspec: typed clients only)."""
+    module, _, cls = name.partition(".")
+    from importlib import import_module
+
+    return getattr(import_module(f"varpod.rpc.interfaces.{module}"), cls)
+
+
+def pick(value: Any, field: str | None) -> Any:
+    if field is None or value is None:
+        return value
+    return value[field] if isinstance(value, dict) else getattr(value, field)

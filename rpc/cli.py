@@ -1,0 +1,459 @@
+"""The ``varpod`` command line: a thin shell over the blocking client.
+
+Start-up time is the CLI's main cost, so nothing here imports asyncio, anyio
+or msgspec (the client runs with ``raw=True`` over a pure-Python msgpack
+codec); the daemon is only imported by ``varpod serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from ..core.errors import RuntimeFailed, VarpodError
+from .client import Client
+
+EXIT_ERROR = 125  # podman's: the command itself failed
+EXIT_CANNOT_INVOKE = 126
+EXIT_NOT_FOUND = 127
+
+
+def _container_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="container name (default: generated)")
+    p.add_argument("--rootfs", required=True, help="root filesystem directory to run from")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-w", "--workdir", help="working directory inside the container")
+    p.add_argument("-u", "--user", help="uid[:gid] or name[:group]")
+    p.add_argument("--hostname")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    p.add_argument("--runtime", help="OCI runtime name (default: the daemon's)")
+    p.add_argument("--restart", default=None, help="no, always, on-failure[:N], unless-stopped")
+    p.add_argument("--stop-signal")
+    p.add_argument("--stop-timeout", type=int)
+    p.add_argument("--network", "--net", help="private (default, loopback only), none or host")
+    p.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--log-size-max", type=int, help="rotate the log at this many bytes")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="varpod", description="varpod container engine")
+    socket_help = "daemon socket (default $VARPOD_SOCKET or /run/varpod/varpod.sock)"
+    parser.add_argument("--socket", help=socket_help)
+    # --socket is accepted after the command too (`varpod serve --socket PATH`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--socket", default=argparse.SUPPRESS, help=socket_help)
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+    _add = sub.add_parser
+    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)  # type: ignore[method-assign]
+
+    p = sub.add_parser("serve", help="run the daemon")
+    p.add_argument("--root", help="state directory (default /var/lib/varpod)")
+    p.add_argument("--run-root", help="runtime directory (default /run/varpod)")
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--log-level", help="debug, info, warning, error")
+
+    p = sub.add_parser("run", help="create and start a container")
+    p.add_argument("-d", "--detach", action="store_true", help="print the ID and return")
+    _container_flags(p)
+    p = sub.add_parser("create", help="create a container")
+    _container_flags(p)
+
+    for name, text in (("start", "start containers"), ("pause", "pause containers"),
+                       ("unpause", "unpause containers"), ("init", "init containers"),
+                       ("sync", "sync state with the runtime")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("names", nargs="+")
+    for name in ("stop", "restart"):
+        p = sub.add_parser(name, help=f"{name} containers")
+        p.add_argument("-t", "--time", type=int, help="seconds before SIGKILL")
+        p.add_argument("names", nargs="+")
+    p = sub.add_parser("kill", help="signal containers")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("names", nargs="+")
+    p = sub.add_parser("wait", help="wait for containers to stop; print exit codes")
+    p.add_argument("--condition", action="append", default=[])
+    p.add_argument("names", nargs="+")
+    p = sub.add_parser("rm", help="remove containers")
+    p.add_argument("-f", "--force", action="store_true", help="stop running containers first")
+    p.add_argument("-t", "--time", type=int, help="stop timeout with --force (default 0)")
+    p.add_argument("names", nargs="+")
+    p = sub.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p = sub.add_parser("inspect", help="show containers as podman-shaped JSON")
+    p.add_argument("names", nargs="+")
+    p = sub.add_parser("logs", help="print a container's output")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--tail", type=int, help="only the last N lines")
+    p.add_argument("--since", help="RFC 3339 time, unix seconds, or a duration like 10m")
+    p.add_argument("--until", help="RFC 3339 time, unix seconds, or a duration like 10m")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("name")
+    p = sub.add_parser("events", help="show events")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--stream", default="true", choices=["true", "false"],
+                   help="keep streaming new events (default true)")
+    p = sub.add_parser("info", help="daemon, runtimes and native extension status")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    return parser
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"Error: {what} {item!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def parse_time(text: str | None, now: float | None = None) -> int | None:
+    """RFC 3339, unix seconds, or a duration before now (``10m``, ``2h30m``) -> ns."""
+    if text is None:
+        return None
+    now = time.time() if now is None else now
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[0].isdigit():
+        total, num = 0.0, ""
+        for ch in text:
+            if ch.isdigit() or ch == ".":
+                num += ch
+            elif ch in units and num:
+                total += float(num) * units[ch]
+                num = ""
+            else:
+                raise SystemExit(f"Error: invalid duration {text!r}")
+        return int((now - total) * 1e9)
+    try:
+        return int(float(text) * 1e9)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        stamp = text.replace("Z", "+00:00")
+        if "." in stamp:  # fromisoformat takes at most microseconds
+            head, _, rest = stamp.partition(".")
+            digits = "".join(c for c in rest if c.isdigit())
+            tz = rest[len(digits):]
+            stamp = f"{head}.{digits[:6]}{tz}"
+        return int(datetime.fromisoformat(stamp).timestamp() * 1e9)
+    except ValueError:
+        raise SystemExit(f"Error: invalid time {text!r}") from None
+
+
+def rfc3339(ns: int) -> str:
+    secs, frac = divmod(ns, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def _ago(seconds: float) -> str:
+    s = int(max(0, seconds))
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if s >= size:
+            n = s // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "Less than a second ago" if s < 1 else f"{s} second{'s' if s != 1 else ''} ago"
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, indent=4)
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+def _create(client: Client, a: argparse.Namespace) -> dict:
+    if not a.command:
+        raise SystemExit("Error: a command is required (after the options)")
+    return client.create(
+        a.rootfs, a.command, name=a.name, env=a.env or None, workdir=a.workdir, user=a.user,
+        hostname=a.hostname, tty=a.tty or None, stdin=a.interactive or None,
+        runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
+        stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,
+        labels=_pairs(a.label, "label") or None, auto_remove=a.rm or None,
+        log_size_max=a.log_size_max)
+
+
+def cmd_create(client: Client, a: argparse.Namespace) -> int:
+    _out(_create(client, a)["id"])
+    return 0
+
+
+def cmd_run(client: Client, a: argparse.Namespace) -> int:
+    if a.detach:
+        created = _create(client, a)
+        client.start(created["id"])
+        _out(created["id"])
+        return 0
+    if a.tty or a.interactive:
+        raise SystemExit("Error: -i/-t need attach, which this build does not have yet")
+    # --rm is done here, after the exit code is read, not by the daemon on exit.
+    rm = a.rm
+    a.rm = False
+    created = _create(client, a)
+    cid = created["id"]
+    try:
+        # Follow the log before starting: every byte the container writes is shown.
+        records = client.logs(cid, follow=True)
+        client.start(cid)
+        _write_records(records, timestamps=False)
+        waited = client.wait(cid)
+        code = waited["exit_code"] if waited["exit_code_known"] else EXIT_ERROR
+    except RuntimeFailed as e:
+        code = _runtime_exit_code(e)
+        print(f"Error: {e.message}", file=sys.stderr)
+    finally:
+        if rm:
+            try:
+                client.remove(cid, force=True)
+            except VarpodError as e:
+                print(f"Error: removing {cid[:12]}: {e.message}", file=sys.stderr)
+    return code
+
+
+def _runtime_exit_code(e: RuntimeFailed) -> int:
+    text = e.message.lower()
+    if "no such file or directory" in text or "executable file not found" in text:
+        return EXIT_NOT_FOUND
+    if "permission denied" in text:
+        return EXIT_CANNOT_INVOKE
+    return EXIT_ERROR
+
+
+def _write_records(records: Any, timestamps: bool) -> None:
+    out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+    at_line_start = {1: True, 2: True}
+    for rec in records:
+        f = out.get(rec.stream)
+        if f is None:
+            continue
+        data = rec.payload
+        if timestamps:
+            data = _stamp(data, rfc3339(rec.time).encode(), at_line_start, rec.stream)
+        f.write(data)
+        if rec.stream == 2 or (f is out[1] and not timestamps and b"\n" in data[-1:]):
+            f.flush()
+    for f in out.values():
+        f.flush()
+
+
+def _stamp(data: bytes, stamp: bytes, at_line_start: dict[int, bool], stream: int) -> bytes:
+    lines = data.split(b"\n")
+    parts = []
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        if last and not line:
+            break
+        if i > 0 or at_line_start[stream]:
+            parts.append(stamp + b" " + line)
+        else:
+            parts.append(line)
+    at_line_start[stream] = data.endswith(b"\n")
+    return b"\n".join(parts) + (b"\n" if data.endswith(b"\n") else b"")
+
+
+def _each(client: Client, names: list[str], op: Any) -> int:
+    rc = 0
+    for name in names:
+        try:
+            op(name)
+            _out(name)
+        except VarpodError as e:
+            print(f"Error: {e.message}", file=sys.stderr)
+            rc = EXIT_ERROR
+    return rc
+
+
+def cmd_simple(client: Client, a: argparse.Namespace) -> int:
+    return _each(client, a.names, getattr(client, a.cmd))
+
+
+def cmd_stop(client: Client, a: argparse.Namespace) -> int:
+    return _each(client, a.names, lambda n: client.stop(n, a.time))
+
+
+def cmd_restart(client: Client, a: argparse.Namespace) -> int:
+    return _each(client, a.names, lambda n: client.restart(n, a.time))
+
+
+def cmd_kill(client: Client, a: argparse.Namespace) -> int:
+    return _each(client, a.names, lambda n: client.kill(n, a.signal))
+
+
+def cmd_rm(client: Client, a: argparse.Namespace) -> int:
+    return _each(client, a.names, lambda n: client.remove(n, force=a.force, timeout=a.time))
+
+
+def cmd_wait(client: Client, a: argparse.Namespace) -> int:
+    rc = 0
+    for name in a.names:
+        try:
+            r = client.wait(name, a.condition or None)
+            _out(str(r["exit_code"] if r["exit_code_known"] else -1))
+        except VarpodError as e:
+            print(f"Error: {e.message}", file=sys.stderr)
+            rc = EXIT_ERROR
+    return rc
+
+
+def cmd_ps(client: Client, a: argparse.Namespace) -> int:
+    ctrs = client.list(all=a.all)
+    if a.quiet:
+        _out("\n".join(c["Id"] if a.no_trunc else c["Id"][:12] for c in ctrs)) if ctrs else None
+        return 0
+    if a.format == "json":
+        _out(_json(ctrs))
+        return 0
+    now = time.time()
+    rows = [("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    for c in ctrs:
+        cmd = " ".join(c["Command"])
+        if not a.no_trunc and len(cmd) > 20:
+            cmd = cmd[:17] + "..."
+        rows.append((c["Id"] if a.no_trunc else c["Id"][:12], cmd, _ago(now - c["Created"]),
+                     c["Status"], ",".join(c["Names"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    _out("\n".join("  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+                   for r in rows))
+    return 0
+
+
+def cmd_inspect(client: Client, a: argparse.Namespace) -> int:
+    found, rc = [], 0
+    for name in a.names:
+        try:
+            found.append(client.inspect(name))
+        except VarpodError as e:
+            print(f"Error: {e.message}", file=sys.stderr)
+            rc = EXIT_ERROR
+    _out(_json(found))
+    return rc
+
+
+def cmd_logs(client: Client, a: argparse.Namespace) -> int:
+    records = client.logs(a.name, follow=a.follow, tail=a.tail, since=parse_time(a.since),
+                          until=parse_time(a.until))
+    try:
+        _write_records(records, a.timestamps)
+    except BrokenPipeError:
+        pass
+    return 0
+
+
+def cmd_events(client: Client, a: argparse.Namespace) -> int:
+    since = parse_time(a.since)
+    stream = a.stream == "true"
+    events = client.events(since=since, since_seq=0 if since is None and not stream else None,
+                           until=parse_time(a.until), stream=stream,
+                           filters=_pairs(a.filter, "filter") or None)
+    try:
+        for ev in events:
+            if a.format == "json":
+                _out(_json(ev).replace("\n", "").replace("    ", " "))
+            else:
+                attrs = ", ".join(f"{k}={v}" for k, v in sorted({"name": ev["name"],
+                                                                 **ev["attributes"]}.items()))
+                _out(f"{rfc3339(ev['time'])} {ev['type']} {ev['action']} {ev['id']} ({attrs})")
+            sys.stdout.flush()
+    except (KeyboardInterrupt, BrokenPipeError):
+        return 0
+    return 0
+
+
+def cmd_info(client: Client, a: argparse.Namespace) -> int:
+    info = client.info()
+    if a.format == "json":
+        _out(_json(info))
+        return 0
+    _out(_yamlish(info))
+    return 0
+
+
+def _yamlish(value: Any, indent: int = 0) -> str:
+    pad = "  " * indent
+    lines = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{k}:")
+                lines.append(_yamlish(v, indent + 1))
+            else:
+                lines.append(f"{pad}{k}: {v if v not in ({}, []) else ''}".rstrip())
+    else:
+        for item in value:
+            if isinstance(item, dict):
+                body = _yamlish(item, indent + 1).lstrip()
+                lines.append(f"{pad}- {body}")
+            else:
+                lines.append(f"{pad}- {item}")
+    return "\n".join(lines)
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .daemon import load_config, serve
+
+    cfg = load_config(a.config)
+    overrides = {k: v for k, v in (("root", a.root), ("run_root", a.run_root),
+                                   ("socket", a.socket), ("log_level", a.log_level)) if v}
+    if overrides:
+        import msgspec
+
+        cfg = msgspec.structs.replace(cfg, **overrides)
+    return serve(cfg)
+
+
+COMMANDS = {
+    "create": cmd_create, "run": cmd_run, "start": cmd_simple, "pause": cmd_simple,
+    "unpause": cmd_simple, "init": cmd_simple, "sync": cmd_simple, "stop": cmd_stop,
+    "restart": cmd_restart, "kill": cmd_kill, "rm": cmd_rm, "wait": cmd_wait, "ps": cmd_ps,
+    "inspect": cmd_inspect, "logs": cmd_logs, "events": cmd_events, "info": cmd_info,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.cmd == "serve":
+        return cmd_serve(a)
+    if a.cmd in ("run", "create") and a.command and a.command[0] == "--":
+        a.command = a.command[1:]
+    try:
+        with Client(a.socket, raw=True) as client:
+            return COMMANDS[a.cmd](client, a)
+    except VarpodError as e:
+        print(f"Error: {e.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

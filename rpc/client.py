@@ -1,0 +1,296 @@
+"""The clients: two thin I/O shells over one sans-IO ``ClientConnection``.
+
+``Client`` is blocking and never imports asyncio or anyio (that import alone
+costs ~60 ms of start-up here). ``AsyncClient`` imports anyio when it connects.
+Server errors are raised as the same exception classes the daemon raised.
+"""
+
+from __future__ import annotations
+
+import _socket as socket  # the C module: `socket` costs ~6 ms more of CLI start-up
+import os
+from collections import deque
+from typing import Any
+
+from ..core.errors import DaemonNotRunning, StreamBroken, from_wire
+from .api import API, pick, result_type
+from .protocol import ClientConnection, RecordReader, Reply
+
+DEFAULT_SOCKET = "/run/varpod/varpod.sock"
+
+
+def socket_path(path: str | None = None) -> str:
+    return path or os.environ.get("VARPOD_SOCKET") or DEFAULT_SOCKET
+
+
+def _codec(raw: bool) -> Any:
+    if raw:
+        from .minipack import MiniCodec
+
+        return MiniCodec()
+    from .codecs import MsgspecClientCodec
+
+    return MsgspecClientCodec()
+
+
+def _unavailable(path: str, e: OSError) -> DaemonNotRunning:
+    return DaemonNotRunning(f"cannot reach the varpod daemon at {path}: {e.strerror or e}; "
+                            "is `varpod serve` running? (set --socket or VARPOD_SOCKET)")
+
+
+class _Results:
+    """Turns replies into results or raised errors; shared by both clients."""
+
+    _conn: ClientConnection
+    _raw: bool
+
+    def _result(self, reply: Reply, rtype: str, field: str | None) -> Any:
+        codec = self._conn.codec
+        if reply.error is not None:
+            raise from_wire(reply.error, codec.error_parameters(reply.parameters))
+        if self._raw:
+            return pick(reply.parameters, field)
+        return pick(codec.decode_parameters(reply.parameters, result_type(rtype)), field)
+
+
+class Client(_Results, API):
+    """Blocking client. ``raw=True`` returns dicts and skips msgspec (the CLI uses it)."""
+
+    def __init__(self, path: str | None = None, *, raw: bool = False,
+                 timeout: float | None = None) -> None:
+        self.path = socket_path(path)
+        self._raw = raw
+        self._conn = ClientConnection(_codec(raw))
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(timeout)
+        try:
+            self._sock.connect(self.path)
+        except OSError as e:
+            self._sock.close()
+            raise _unavailable(self.path, e) from None
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.sendall(data)
+        except OSError as e:
+            raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+
+    def _next_reply(self) -> Reply:
+        while True:
+            reply = self._conn.next_reply()
+            if reply is not None:
+                return reply
+            try:
+                data = self._sock.recv(1 << 20)
+            except OSError as e:
+                raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+            if not data:
+                raise StreamBroken("the daemon closed the connection")
+            self._conn.receive_data(data)
+
+    def _call(self, method: str, params: dict[str, Any], rtype: str, field: str | None = None) -> Any:
+        self._send(self._conn.send_call(method, params))
+        return self._result(self._next_reply(), rtype, field)
+
+    def _stream(self, method: str, params: dict[str, Any], rtype: str, field: str | None = None):
+        self._send(self._conn.send_call(method, params, more=True))
+        return self._replies(rtype, field)
+
+    def _replies(self, rtype: str, field: str | None):
+        while True:
+            reply = self._next_reply()
+            value = self._result(reply, rtype, field)
+            if value is not None:
+                yield value
+            if not reply.continues:
+                return
+
+    def call(self, method: str, parameters: dict[str, Any] | None = None, *,
+             more: bool = False, oneway: bool = False) -> Any:
+        """Any method by its full name, untyped: the reply parameters as a dict (or raw)."""
+        self._send(self._conn.send_call(method, parameters or {}, more=more, oneway=oneway))
+        if oneway:
+            return None
+        return self._conn.codec.decode_parameters(self._check(self._next_reply()).parameters, dict)
+
+    def _check(self, reply: Reply) -> Reply:
+        if reply.error is not None:
+            raise from_wire(reply.error, self._conn.codec.error_parameters(reply.parameters))
+        return reply
+
+    def _records(self, method: str, params: dict[str, Any]):
+        sub = Client(self.path, raw=self._raw)
+        try:
+            sub._send(sub._conn.send_call(method, params, upgrade=True))
+            sub._check(sub._next_reply())
+        except BaseException:
+            sub.close()
+            raise
+        return sub._read_records()
+
+    def _read_records(self):
+        """Records after an upgrade, up to the end record; closes this connection."""
+        reader = RecordReader(self._conn.codec)
+        reader.feed(self._conn.take_rest())
+        try:
+            while True:
+                yield from reader.records()
+                if reader.ended:
+                    return
+                try:
+                    data = self._sock.recv(1 << 20)
+                except OSError as e:
+                    raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+                if not data:
+                    raise StreamBroken("the stream ended without its end record")
+                reader.feed(data)
+        finally:
+            self.close()
+
+    def pipeline(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+        """Send every call at once, then read the replies in order (one round trip)."""
+        self._send(b"".join(self._conn.send_call(m, p) for m, p in calls))
+        out = []
+        for _ in calls:
+            reply = self._next_reply()
+            out.append(self._conn.codec.decode_parameters(self._check(reply).parameters, dict))
+        return out
+
+
+class _Slot:
+    """A caller waiting for its replies on an AsyncClient connection."""
+
+    __slots__ = ("done", "replies")
+
+    def __init__(self) -> None:
+        self.replies: deque[Reply] = deque()
+        self.done = False
+
+
+class AsyncClient(_Results, API):
+    """anyio client. Many tasks may call at once on one connection: calls are
+    pipelined and replies, which come back in order, are handed to their callers.
+
+        async with await AsyncClient.connect() as client:
+            await client.start("web")
+    """
+
+    def __init__(self, stream: Any, path: str, raw: bool = False) -> None:
+        import anyio
+
+        self._anyio = anyio
+        self.path = path
+        self._raw = raw
+        self._stream_obj = stream
+        self._conn = ClientConnection(_codec(raw))
+        self._slots: deque[_Slot] = deque()
+        self._send_lock = anyio.Lock()
+        self._read_lock = anyio.Lock()
+
+    @classmethod
+    async def connect(cls, path: str | None = None, *, raw: bool = False) -> AsyncClient:
+        import anyio
+
+        path = socket_path(path)
+        try:
+            stream = await anyio.connect_unix(path)
+        except OSError as e:
+            raise _unavailable(path, e) from None
+        return cls(stream, path, raw)
+
+    async def aclose(self) -> None:
+        await self._stream_obj.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _send_call(self, method: str, params: dict[str, Any], more: bool,
+                         upgrade: bool = False) -> _Slot:
+        slot = _Slot()
+        async with self._send_lock:
+            data = self._conn.send_call(method, params, more=more, upgrade=upgrade)
+            self._slots.append(slot)
+            try:
+                await self._stream_obj.send(data)
+            except (OSError, self._anyio.BrokenResourceError, self._anyio.ClosedResourceError) as e:
+                raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+        return slot
+
+    async def _next(self, slot: _Slot) -> Reply:
+        """The slot's next reply; whoever holds the read lock reads for everyone.
+
+        The lock is released after every read, and anyio's lock is fair, so a
+        caller whose reply another caller received gets to take it promptly.
+        """
+        while not slot.replies:
+            async with self._read_lock:
+                if slot.replies:
+                    break
+                try:
+                    data = await self._stream_obj.receive()
+                except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
+                    raise StreamBroken("the daemon closed the connection") from e
+                self._conn.receive_data(data)
+                while (reply := self._conn.next_reply()) is not None:
+                    head = self._slots[0]
+                    head.replies.append(reply)
+                    if not reply.continues:
+                        head.done = True
+                        self._slots.popleft()
+        return slot.replies.popleft()
+
+    async def _call(self, method: str, params: dict[str, Any], rtype: str,
+                    field: str | None = None) -> Any:
+        slot = await self._send_call(method, params, False)
+        return self._result(await self._next(slot), rtype, field)
+
+    def _stream(self, method: str, params: dict[str, Any], rtype: str, field: str | None = None):
+        return self._areplies(method, params, rtype, field)
+
+    def _records(self, method: str, params: dict[str, Any]):
+        return self._arecords(method, params)
+
+    async def _arecords(self, method: str, params: dict[str, Any]):
+        sub = await AsyncClient.connect(self.path, raw=self._raw)
+        try:
+            slot = await sub._send_call(method, params, False, upgrade=True)
+            sub._result(await sub._next(slot), "container.LogsReply", None)
+            reader = RecordReader(sub._conn.codec)
+            reader.feed(sub._conn.take_rest())
+            while True:
+                for rec in reader.records():
+                    yield rec
+                if reader.ended:
+                    return
+                try:
+                    data = await sub._stream_obj.receive()
+                except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
+                    raise StreamBroken("the stream ended without its end record") from e
+                reader.feed(data)
+        finally:
+            await sub.aclose()
+
+    async def _areplies(self, method: str, params: dict[str, Any], rtype: str, field: str | None):
+        slot = await self._send_call(method, params, True)
+        while True:
+            reply = await self._next(slot)
+            value = self._result(reply, rtype, field)
+            if value is not None:
+                yield value
+            if not reply.continues:
+                return

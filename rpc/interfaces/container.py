@@ -1,0 +1,183 @@
+"""io.varpod.Container: the container lifecycle."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
+    rootfs: str
+    command: list[str]
+    name: str | None = None
+    env: list[str] | None = None
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    tty: bool | None = None
+    stdin: bool | None = None
+    runtime: str | None = None
+    restart_policy: str | None = None
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    network: str | None = None
+    read_only: bool | None = None
+    labels: dict[str, str] | None = None
+    auto_remove: bool | None = None
+    log_size_max: int | None = None
+
+
+class RestartPolicy(msgspec.Struct):
+    Name: str
+    MaximumRetryCount: int
+
+
+class ContainerState(msgspec.Struct):
+    OciVersion: str
+    Status: str
+    Running: bool
+    Paused: bool
+    Restarting: bool
+    OOMKilled: bool
+    Dead: bool
+    Pid: int
+    ExitCode: int
+    ExitCodeKnown: bool
+    Error: str
+    StartedAt: str
+    FinishedAt: str
+    StoppedByUser: bool
+
+
+class ContainerConfig(msgspec.Struct):
+    Hostname: str
+    User: str
+    Env: list[str]
+    Cmd: list[str]
+    WorkingDir: str
+    Labels: dict[str, str]
+    StopSignal: int
+    StopTimeout: int
+    Tty: bool
+    OpenStdin: bool
+    CreateCommand: list[str]
+
+
+class HostConfig(msgspec.Struct):
+    RestartPolicy: RestartPolicy
+    NetworkMode: str
+    ReadonlyRootfs: bool
+    AutoRemove: bool
+    LogSizeMax: int
+
+
+class ContainerInspect(msgspec.Struct):
+    Id: str
+    Created: str
+    Path: str
+    Args: list[str]
+    State: ContainerState
+    Image: str
+    Rootfs: str
+    Name: str
+    RestartCount: int
+    Driver: str
+    OCIRuntime: str
+    LogPath: str
+    BundlePath: str
+    Config: ContainerConfig
+    HostConfig: HostConfig
+
+
+class ContainerSummary(msgspec.Struct):
+    Id: str
+    Names: list[str]
+    Image: str
+    Command: list[str]
+    Created: int
+    CreatedAt: str
+    State: str
+    Status: str
+    ExitCode: int
+    Exited: bool
+    ExitedAt: int
+    StartedAt: int
+    Pid: int
+    Labels: dict[str, str]
+    AutoRemove: bool
+
+
+class CreateParams(msgspec.Struct, forbid_unknown_fields=True):
+    spec: CreateSpec
+
+
+class CreateReply(msgspec.Struct):
+    id: str
+    name: str
+
+
+class NameParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+class StopParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    timeout: int | None = None
+
+
+class KillParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    signal: str | None = None
+
+
+class StateReply(msgspec.Struct):
+    id: str
+    state: str
+
+
+class WaitParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    conditions: list[str] | None = None
+
+
+class WaitReply(msgspec.Struct):
+    id: str = ""
+    state: str = ""
+    exit_code: int = 0
+    exit_code_known: bool = True
+
+
+class RemoveParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    force: bool | None = None
+    timeout: int | None = None
+
+
+class RemoveReply(msgspec.Struct):
+    id: str
+
+
+class InspectReply(msgspec.Struct):
+    container: ContainerInspect
+
+
+class ListParams(msgspec.Struct, forbid_unknown_fields=True):
+    all: bool | None = None
+
+
+class ListReply(msgspec.Struct):
+    containers: list[ContainerSummary]
+
+
+class LogsParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    follow: bool | None = None
+    tail: int | None = None
+    since: int | None = None
+    until: int | None = None
+    stdout: bool | None = None
+    stderr: bool | None = None
+
+
+class LogsReply(msgspec.Struct):
+    id: str
+    tty: bool
