@@ -71,7 +71,7 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     rootfs: str
     command: list[str]
-    name: str = ""
+    name: str | None = None  # None: generate one; "" is an invalid name
     env: list[str] = []
     workdir: str = "/"
     user: str = "0:0"
@@ -209,7 +209,7 @@ class Engine:
     # -- create -------------------------------------------------------------------
 
     async def create(self, opts: CreateOptions) -> ContainerRecord:
-        name = check_name(opts.name) if opts.name else self._unused_name()
+        name = self._unused_name() if opts.name is None else check_name(opts.name)
         if not opts.command:
             raise InvalidConfig("a command is required", field="command")
         if not isinstance(opts.rootfs, str) or not opts.rootfs or "\0" in opts.rootfs:
@@ -451,7 +451,7 @@ class Engine:
                 await self._signal(rec, run, signal.SIGKILL, all=True)
             if not await _wait_done(run.exited, KILL_GRACE):
                 raise StopTimeout(f"container {rec.name} did not exit after SIGKILL", id=cid)
-        rec = await self._settled(cid)
+        rec = await self._settled(cid, run)
         self._emit(rec, "stop")
         return rec
 
@@ -463,15 +463,15 @@ class Engine:
             if not run.exited.done() and not _pid_gone(run.pid):
                 raise  # a real failure, not the race with an exit
 
-    async def _settled(self, cid: str) -> ContainerRecord:
-        """The record once the exit handler has recorded the death (or removal)."""
+    async def _settled(self, cid: str, run: Run) -> ContainerRecord:
+        """The record once the exit handler has recorded the death and cleaned up."""
+        if run.handler is not None:
+            await asyncio.wait([run.handler])
         try:
-            return await self.wait_for(cid, (State.STOPPED, State.EXITED, State.CONFIGURED,
-                                             State.REMOVING))
-        except NoSuchContainer:
-            rec = ContainerRecord(ContainerConfig(id=cid, name=cid, rootfs="", command=[]),
-                                  ContainerState(state=State.EXITED))
-            return rec
+            return self._store.get(cid)
+        except NoSuchContainer:  # auto-removed on exit
+            return ContainerRecord(ContainerConfig(id=cid, name=cid, rootfs="", command=[]),
+                                   ContainerState(state=State.EXITED))
 
     async def kill(self, ref: str, sig: int | str = signal.SIGKILL) -> ContainerRecord:
         number = parse_signal(sig)
@@ -580,17 +580,22 @@ class Engine:
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
             self._refuse(rec, Action.REMOVE)
+            in_runtime = rec.state.state not in (State.CONFIGURED, State.EXITED)
             rec = self._save(rec.with_state(state=State.REMOVING))
-            await self._dispose(rec)
+            await self._dispose(rec, in_runtime)
             self._emit(rec, "remove")
         return cid
 
-    async def _dispose(self, rec: ContainerRecord) -> None:
-        """Everything the container owns goes: runtime state, stdio, bundle, logs, rows."""
+    async def _dispose(self, rec: ContainerRecord, in_runtime: bool = True) -> None:
+        """Everything the container owns goes: runtime state, stdio, bundle, logs, rows.
+
+        ``in_runtime`` False (configured, or exited and cleaned up) skips a runtime call.
+        """
         cid = rec.id
         live = self._live.pop(cid, None)
-        runtime = self._runtimes.get(rec.config.runtime)
-        await runtime.delete(cid, self._runtime_log(cid), force=True)
+        if in_runtime or (live is not None and live.run is not None):
+            runtime = self._runtimes.get(rec.config.runtime)
+            await runtime.delete(cid, self._runtime_log(cid), force=True)
         if live is not None:
             run, live.run = live.run, None
             if run is not None:

@@ -70,6 +70,8 @@ class OCIRuntime:
         *args: str,
         stdio: Sequence[int] | None = None,
     ) -> Completed:
+        if log_path and not os.path.isdir(os.path.dirname(log_path)):
+            log_path = None  # no bundle (never launched): errors come back on stderr
         offset = _size(log_path)
         kwargs = {}
         if stdio is not None:

@@ -83,6 +83,7 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (S.STOPPED, A.REMOVE): S.REMOVING,
     (S.EXITED, A.REMOVE): S.REMOVING,
     (S.UNKNOWN, A.REMOVE): S.REMOVING,
+    (S.REMOVING, A.REMOVE): S.REMOVING,  # a removal that failed half-way may be retried
     (S.CREATED, A.ATTACH): S.CREATED,
     (S.RUNNING, A.ATTACH): S.RUNNING,
     (S.CREATED, A.RESIZE): S.CREATED,

@@ -105,17 +105,27 @@ class Client(_Results, API):
         return self._result(self._next_reply(), rtype, field)
 
     def _stream(self, method: str, params: dict[str, Any], rtype: str, field: str | None = None):
-        self._send(self._conn.send_call(method, params, more=True))
-        return self._replies(rtype, field)
+        # A connection of its own: dropping the iterator early cannot leave
+        # unread replies in front of this connection's next call.
+        sub = Client(self.path, raw=self._raw)
+        try:
+            sub._send(sub._conn.send_call(method, params, more=True))
+        except BaseException:
+            sub.close()
+            raise
+        return sub._replies(rtype, field)
 
     def _replies(self, rtype: str, field: str | None):
-        while True:
-            reply = self._next_reply()
-            value = self._result(reply, rtype, field)
-            if value is not None:
-                yield value
-            if not reply.continues:
-                return
+        try:
+            while True:
+                reply = self._next_reply()
+                value = self._result(reply, rtype, field)
+                if value is not None:
+                    yield value
+                if not reply.continues:
+                    return
+        finally:
+            self.close()
 
     def call(self, method: str, parameters: dict[str, Any] | None = None, *,
              more: bool = False, oneway: bool = False) -> Any:
@@ -286,11 +296,16 @@ class AsyncClient(_Results, API):
             await sub.aclose()
 
     async def _areplies(self, method: str, params: dict[str, Any], rtype: str, field: str | None):
-        slot = await self._send_call(method, params, True)
-        while True:
-            reply = await self._next(slot)
-            value = self._result(reply, rtype, field)
-            if value is not None:
-                yield value
-            if not reply.continues:
-                return
+        # A connection of its own, as in Client._stream.
+        sub = await AsyncClient.connect(self.path, raw=self._raw)
+        try:
+            slot = await sub._send_call(method, params, True)
+            while True:
+                reply = await sub._next(slot)
+                value = sub._result(reply, rtype, field)
+                if value is not None:
+                    yield value
+                if not reply.continues:
+                    return
+        finally:
+            await sub.aclose()

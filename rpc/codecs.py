@@ -45,9 +45,9 @@ def invalid_parameter(e: msgspec.ValidationError | msgspec.DecodeError) -> Inval
     text = str(e)
     m = _AT_PATH.search(text)
     field = m.group(1) if m else ""
-    if not field:
-        missing = re.search(r"missing required field `([^`]+)`", text)
-        field = missing.group(1) if missing else ""
+    named = re.search(r"(?:missing required|unknown) field `([^`]+)`", text)
+    if named:
+        field = f"{field}.{named.group(1)}" if field else named.group(1)
     return InvalidParameter(f"invalid parameters: {text}", parameter=field)
 
 

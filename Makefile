@@ -1,0 +1,61 @@
+# varpod: `make demo` sets up and runs the main job, `make test` runs the tests.
+# Both work on a fresh Debian 12 machine as root.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+VARPOD  := $(VENV)/bin/varpod
+ROOTFS  ?= rootfs
+SOCKET  ?= /run/varpod/varpod.sock
+APT_PKGS := runc busybox-static python3-venv iproute2
+
+.PHONY: deps setup demo test lint bench stop-daemon clean
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+$(VENV)/.installed: pyproject.toml setup.py native/_build.py native/src/streamio.c native/src/streamio.h
+	$(MAKE) deps
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c 'import varpod.native as n; assert n.IMPLEMENTATION == "c", n.IMPORT_ERROR'
+	touch $@
+
+setup: deps $(VENV)/.installed
+
+$(ROOTFS)/bin/busybox: | setup
+	$(PY) tests/mkrootfs.py $(ROOTFS)
+
+# A daemon on its embedded defaults (/var/lib/varpod, /run/varpod), a real
+# container, and its logs streamed as they are written. The daemon keeps
+# running afterwards for you to try the CLI; `make stop-daemon` stops it.
+demo: setup $(ROOTFS)/bin/busybox
+	@if ! $(VARPOD) --socket $(SOCKET) info >/dev/null 2>&1; then \
+		echo "starting varpod serve (log: /tmp/varpod-serve.log)"; \
+		setsid $(VARPOD) serve >/tmp/varpod-serve.log 2>&1 < /dev/null & \
+		for i in $$(seq 100); do $(VARPOD) info >/dev/null 2>&1 && break; sleep 0.1; done; \
+	fi
+	$(VARPOD) info
+	-$(VARPOD) rm -f demo >/dev/null 2>&1
+	$(VARPOD) run -d --name demo --rootfs $(ROOTFS) /bin/sh -c \
+		'for i in 1 2 3 4 5; do echo "hello from $$(hostname), line $$i"; sleep 0.4; done; echo done >&2'
+	$(VARPOD) logs -f demo
+	$(VARPOD) ps -a
+	$(VARPOD) run --rm --rootfs $(ROOTFS) /bin/echo hi
+	$(VARPOD) rm demo
+
+stop-daemon:
+	-pkill -TERM -f '$(VARPOD) serve'
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+bench: setup
+	$(PY) benchmarks/bench_lifecycle.py
+
+clean:
+	rm -rf build *.egg-info native/_streamio*.so $(VENV)

@@ -1,0 +1,131 @@
+"""The `varpod` command line, run as a separate process like a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def varpod(daemon, client):
+    env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
+
+    def run(*args, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "varpod.rpc.cli", *args], env=env, input=input,
+                              capture_output=True, timeout=timeout, check=False)
+
+    return run
+
+
+def test_run_rm_prints_and_exits(varpod, client, rootfs):
+    r = varpod("run", "--rm", "--rootfs", rootfs, "/bin/echo", "hi")
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"hi\n", b"")
+    assert client.list(all=True) == []
+
+
+def test_exit_code_propagates(varpod, rootfs):
+    r = varpod("run", "--rm", "--rootfs", rootfs, "/bin/sh", "-c", "echo out; echo err >&2; exit 7")
+    assert r.returncode == 7
+    assert r.stdout == b"out\n" and r.stderr == b"err\n"
+
+
+def test_missing_executable_exits_127(varpod, client, rootfs):
+    r = varpod("run", "--rm", "--rootfs", rootfs, "/nope")
+    assert r.returncode == 127
+    assert b"Error:" in r.stderr
+    assert client.list(all=True) == []
+
+
+def test_detached_run_and_the_lifecycle_verbs(varpod, client, rootfs):
+    r = varpod("run", "-d", "--name", "svc", "--rootfs", rootfs, "/bin/sleep", "1000")
+    assert r.returncode == 0
+    cid = r.stdout.decode().strip()
+    assert len(cid) == 64 and client.inspect("svc").State.Status == "running"
+    assert varpod("ps", "-q").stdout.decode().split() == [cid[:12]]
+    table = varpod("ps").stdout.decode().splitlines()
+    assert table[0].split()[:2] == ["CONTAINER", "ID"] and "svc" in table[1]
+    for verb, state in (("pause", "paused"), ("unpause", "running")):
+        assert varpod(verb, "svc").returncode == 0
+        assert client.inspect("svc").State.Status == state
+    assert varpod("stop", "-t", "0", "svc").stdout == b"svc\n"
+    assert client.inspect("svc").State.Status == "exited"
+    assert varpod("stop", "svc").returncode == 125  # already stopped: CtrStopped
+    assert varpod("start", "svc").returncode == 0
+    assert varpod("restart", "-t", "0", "svc").returncode == 0
+    assert varpod("kill", "-s", "KILL", "svc").returncode == 0
+    assert varpod("wait", "svc").stdout == b"137\n"
+    assert varpod("rm", "svc").returncode == 0
+    assert client.list(all=True) == []
+
+
+def test_create_then_start(varpod, client, rootfs):
+    r = varpod("create", "--name", "later", "--restart", "on-failure:3", "--rootfs", rootfs,
+               "/bin/sh", "-c", "exit 0")
+    assert r.returncode == 0
+    assert client.inspect("later").HostConfig.RestartPolicy.MaximumRetryCount == 3
+    assert varpod("start", "later").returncode == 0
+    assert varpod("wait", "later").stdout == b"0\n"
+
+
+def test_inspect_is_podman_shaped(varpod, client, rootfs):
+    client.create(rootfs, ["/bin/true"], name="shape")
+    data = json.loads(varpod("inspect", "shape").stdout)
+    assert isinstance(data, list) and len(data) == 1
+    doc = data[0]
+    for key in ("Id", "Name", "Created", "Path", "Args", "State", "Config", "HostConfig"):
+        assert key in doc
+    for key in ("Status", "ExitCode", "Pid", "StartedAt", "FinishedAt", "Running", "Paused"):
+        assert key in doc["State"]
+    assert doc["Name"] == "shape" and doc["State"]["Status"] == "configured"
+
+
+def test_ps_json_and_all(varpod, client, rootfs):
+    client.create(rootfs, ["/bin/true"], name="listed")
+    assert json.loads(varpod("ps", "--format", "json").stdout) == []
+    rows = json.loads(varpod("ps", "-a", "--format", "json").stdout)
+    assert [r["Names"] for r in rows] == [["listed"]] and rows[0]["State"] == "configured"
+
+
+def test_errors_exit_125_with_a_message(varpod):
+    r = varpod("stop", "ghost")
+    assert r.returncode == 125
+    assert r.stderr.startswith(b"Error: no container")
+
+
+def test_unreachable_daemon_is_a_clear_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "varpod.rpc.cli", "--socket", str(tmp_path / "none.sock"),
+                        "ps"], capture_output=True, check=False)
+    assert r.returncode == 125 and b"cannot reach the varpod daemon" in r.stderr
+
+
+def test_logs_and_timestamps(varpod, client, rootfs):
+    c = client.create(rootfs, ["/bin/sh", "-c", "echo one; echo two"], name="chatty")
+    client.start(c.id)
+    client.wait(c.id)
+    assert varpod("logs", "chatty").stdout == b"one\ntwo\n"
+    assert varpod("logs", "--tail", "1", "chatty").stdout == b"two\n"
+    stamped = varpod("logs", "-t", "chatty").stdout.decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["one", "two"]
+    assert all(line.split(" ", 1)[0].endswith("Z") and "T" in line for line in stamped)
+
+
+def test_events_history(varpod, client, rootfs):
+    client.create(rootfs, ["/bin/true"], name="evcli")
+    r = varpod("events", "--stream", "false", "--filter", "container=evcli", "--format", "json")
+    events = [json.loads(line) for line in r.stdout.decode().splitlines()]
+    assert [e["action"] for e in events] == ["create"]
+
+
+def test_info_reports_runtimes_and_native(varpod):
+    info = json.loads(varpod("info", "--format", "json").stdout)
+    assert info["runtimes"][0]["name"] == "runc" and info["runtimes"][0]["version"]
+    assert "checkpoint" in info["runtimes"][0]["features"]
+    if os.environ.get("CI") == "true":
+        assert info["native"] == "c"
+    assert info["store_path"].endswith("varpod.db")
+    text = varpod("info").stdout.decode()
+    assert "runtimes:" in text and "native:" in text
