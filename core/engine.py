@@ -130,6 +130,12 @@ class Engine:
         self._tasks = Tasks()
         for d in (config.root, self._containers_dir(), config.run_root, self._bundles_dir()):
             os.makedirs(d, mode=0o700, exist_ok=True)
+        # Present only between a clean shutdown and the next start: without it the
+        # last daemon crashed, and logs it was appending to are checked in full.
+        self._clean_marker = os.path.join(config.root, "clean-shutdown")
+        self.unclean_start = not os.path.exists(self._clean_marker)
+        if not self.unclean_start:
+            os.unlink(self._clean_marker)
 
     # -- paths --------------------------------------------------------------------
 
@@ -199,7 +205,8 @@ class Engine:
         if live.log is None:
             os.makedirs(self.data_dir(rec.id), mode=0o700, exist_ok=True)
             size_max = self.config.log_size_max if rec.config.log_size_max < 0 else rec.config.log_size_max
-            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=self.config.log_keep)
+            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=self.config.log_keep,
+                                 verify=self.unclean_start)
         return live.log
 
     def current_log(self, cid: str) -> LogWriter | None:
@@ -305,7 +312,7 @@ class Engine:
         runtime = self._runtimes.get(rec.config.runtime)
         live = self._live_of(rec.id)
         runtime_log = self._runtime_log(rec.id)
-        if rec.state.state is State.STOPPED:
+        if rec.state.state in (State.STOPPED, State.UNKNOWN):
             await runtime.delete(rec.id, runtime_log, force=True)
         bundle = self._prepare_bundle(rec)
         logw = self.log_writer(rec)
@@ -526,7 +533,8 @@ class Engine:
                 pass
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
-            self._refuse(rec, Action.START)
+            if rec.state.state is not State.UNKNOWN:  # unknown: _launch deletes whatever is left
+                self._refuse(rec, Action.START)
             rec = await self._launch(rec.with_state(stopped_by_user=False), start=True)
             self._emit(rec, "restart")
         return rec
@@ -739,6 +747,8 @@ class Engine:
                 live.run.io.close()
             if live.log is not None:
                 live.log.close()
+        with open(self._clean_marker, "w"):
+            pass
 
 
 def _read_pid(path: str) -> int:

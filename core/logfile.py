@@ -125,15 +125,19 @@ class LogWriter:
     container's output is drained after exit: followers then stop at the end.
     """
 
-    def __init__(self, path: str, *, size_max: int = 0, keep: int = 2) -> None:
+    def __init__(self, path: str, *, size_max: int = 0, keep: int = 2, verify: bool = True) -> None:
         self.path = path
         self.size_max = size_max
-        self.keep = keep
+        # At least the file just rotated stays: generations are numbered from what is on disk.
+        self.keep = max(1, keep)
         self.generation = _latest_generation(path) + 1
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        # A crash mid-append leaves a torn record: cut it so readers stay in step.
+        # A crash mid-append (a fatal signal cuts a large write short) leaves a torn
+        # record: cut it so readers stay in step. After a clean shutdown the tail
+        # check suffices; otherwise (``verify``) every header is walked, because a
+        # torn record's payload may itself look like a record.
         size = os.fstat(self.fd).st_size
-        good = _valid_length_of(path) if size else 0
+        good = _valid_length_of(path, verify) if size else 0
         if good != size:
             os.truncate(path, good)
         self.size = good
@@ -144,6 +148,8 @@ class LogWriter:
         self._pump = native.pump
 
     def append(self, stream: int, payload: bytes, ts: int | None = None) -> None:
+        if not payload:
+            return  # an empty record says nothing and would confuse line counting
         if self.size_max and self.size >= self.size_max:
             self.rotate()
         record = encode_record(stream, payload, ts)
@@ -209,12 +215,12 @@ def _latest_generation(path: str) -> int:
     return gens[-1] if gens else 0
 
 
-def _valid_length_of(path: str) -> int:
+def _valid_length_of(path: str, verify: bool) -> int:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if _tail_is_whole(fd):
+        if not verify and _tail_is_whole(fd):
             return os.fstat(fd).st_size
-        return valid_length(fd)  # torn tail: rare, so a forward scan is fine
+        return valid_length(fd)
     finally:
         os.close(fd)
 

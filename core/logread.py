@@ -65,7 +65,7 @@ def _tail_position(files: list[tuple[int, str]], sel: Selection) -> Position:
             continue
         try:
             for rec in iter_backwards(fd):
-                if not sel.wants(rec.stream):
+                if not sel.wants(rec.stream) or not rec.payload:
                     continue
                 payload = rec.payload
                 end = len(payload)

@@ -132,7 +132,7 @@ def random_name() -> str:
 
 def parse_signal(value: int | str) -> int:
     """A signal number from ``9``, ``KILL`` or ``SIGKILL``."""
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
         number = int(value)
         if 0 < number < _signal.NSIG:
             return number

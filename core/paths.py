@@ -37,8 +37,8 @@ def resolve_in_root(root: str, path: str) -> str:
         candidate = os.path.join(root, *resolved, part)
         try:
             st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
+        except (FileNotFoundError, NotADirectoryError):
+            resolved.append(part)  # nothing there (yet): kept lexically, still under root
             continue
         if stat.S_ISLNK(st.st_mode):
             links += 1

@@ -65,7 +65,7 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (S.RUNNING, A.PAUSE): S.PAUSED,
     (S.PAUSED, A.UNPAUSE): S.RUNNING,
     # restart = stop if needed, then start
-    **{(s, A.RESTART): S.RUNNING for s in S if s not in (S.REMOVING, S.UNKNOWN)},
+    **{(s, A.RESTART): S.RUNNING for s in S if s is not S.REMOVING},
     # the monitor saw the init process exit
     (S.CREATED, A.DIED): S.STOPPED,
     (S.RUNNING, A.DIED): S.STOPPED,
