@@ -1,15 +1,31 @@
 """The hot stream loops in C (cffi), with a pure-Python fallback of the same functions.
 
 ``IMPLEMENTATION`` says which one is live; ``varpod info`` reports it and CI
-asserts the compiled one.
+asserts the compiled one. ``VARPOD_NATIVE=python`` forces the fallback.
+
+* ``pump(src, log_fd, stream, budget) -> (appended, eof)``: a container pipe into its log.
+* ``relay(cursor, log_fd, end, dst, mode, mask, since=0, until=MAX_TIME) -> (written, blocked)``:
+  log records from ``cursor.offset`` up to ``end`` to a non-blocking dst, as
+  ``MODE_RECORDS`` (as stored), ``MODE_FRAMES`` (trailer dropped) or ``MODE_RAW``
+  (payloads); ``mask`` bit ``1 << stream`` selects streams, records before
+  ``since`` are skipped and the first one after ``until`` ends the stream
+  (``cursor.past_until``). Output dst will not take yet stays in the cursor.
+* ``demux(buf, fmt, out1, out2) -> (consumed, control_at)``: payloads of whole
+  records/frames to blocking fds, up to a control entry (stream 3).
+* ``scan(buf, fmt) -> ([(stream, payload_offset, length)], consumed)``.
+* ``encode_frame(stream, payload)``: the reference encoder for frames.
+
+Corrupt input raises ValueError; a failed system call, OSError.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 
 from . import _fallback
+from ._fallback import MAX_TIME, MODE_FRAMES, MODE_RAW, MODE_RECORDS, RELAY_BUFSIZE, encode_frame
 
 try:
     from ._streamio import ffi as _ffi
@@ -42,10 +58,136 @@ def _c_pump(src: int, log_fd: int, stream: int, budget: int) -> tuple[int, bool]
     return n, bool(eof[0])
 
 
+def _raise(rc: int) -> None:
+    raise OSError(-rc, os.strerror(-rc))
+
+
+class _CCursor:
+    """One follower's place in a log, and output converted but not yet written.
+
+    The C loop keeps that output in the buffer between calls, so the state
+    lives in a cffi struct next to a bytearray C writes into directly. One
+    thread at a time per cursor; separate cursors share nothing.
+    """
+
+    __slots__ = ("_buf", "_c", "_cbuf")
+
+    def __init__(self, offset: int = 0, bufsize: int = RELAY_BUFSIZE) -> None:
+        self._c = _ffi.new("struct vp_cursor *")
+        self._c.offset = offset
+        self._set_buffer(bytearray(bufsize))
+
+    def _set_buffer(self, buf: bytearray) -> None:
+        self._buf = buf
+        self._cbuf = _ffi.from_buffer(buf)
+
+    @property
+    def offset(self) -> int:
+        return self._c.offset
+
+    @offset.setter
+    def offset(self, value: int) -> None:
+        self._c.offset = value
+
+    @property
+    def pending(self) -> bytes:
+        return bytes(self._buf[self._c.head : self._c.tail])
+
+    @property
+    def past_until(self) -> bool:
+        return bool(self._c.past_until)
+
+    @property
+    def bufsize(self) -> int:
+        return len(self._buf)
+
+    def __repr__(self) -> str:
+        pending = self._c.tail - self._c.head
+        return f"Cursor(offset={self.offset}, pending={pending}, past_until={self.past_until})"
+
+
+def _c_relay(cursor: _CCursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
+             since: int = 0, until: int = MAX_TIME) -> tuple[int, bool]:
+    _fallback.check_relay_args(mode, since, until)
+    c = cursor._c
+    end = min(end, (1 << 63) - 1)  # a long long in C
+    total = 0
+    while True:
+        n = _lib.vp_relay(c, cursor._cbuf, len(cursor._buf), log_fd, end, dst, mode, mask & 0xF, since, until)
+        if n == -errno.EBADMSG:
+            raise ValueError(f"corrupt log record at offset {c.offset}")
+        if n < 0:
+            _raise(n)
+        total += n
+        if not c.need:
+            return total, bool(c.blocked)
+        # Only with nothing pending: the record at c.offset is larger than the buffer.
+        cursor._set_buffer(bytearray(_fallback.grown_size(c.need)))
+
+
+def _c_demux(buf, fmt: int, out1: int, out2: int) -> tuple[int, int]:
+    _fallback.check_fmt(fmt)
+    cbuf = _ffi.from_buffer(buf)
+    consumed = _ffi.new("size_t *")
+    control = _ffi.new("int *")
+    rc = _lib.vp_demux(cbuf, len(cbuf), fmt, out1, out2, consumed, control)
+    if rc == -errno.EBADMSG:
+        raise _fallback.corrupt(fmt, consumed[0])
+    if rc < 0:
+        _raise(rc)
+    return consumed[0], consumed[0] if control[0] else -1
+
+
+_SCAN_CHUNK = 4096  # entries per C call
+
+
+def _c_scan(buf, fmt: int) -> tuple[list[tuple[int, int, int]], int]:
+    _fallback.check_fmt(fmt)
+    cbuf = _ffi.from_buffer(buf)
+    size = len(cbuf)
+    chunk = min(_SCAN_CHUNK, size // _fallback.HEADER_SIZE + 1)
+    triples = _ffi.new("uint32_t[]", 3 * chunk)
+    stop = _ffi.new("size_t *")
+    out: list[tuple[int, int, int]] = []
+    start = 0
+    while True:
+        k = _lib.vp_scan(cbuf, size, start, fmt, triples, chunk, stop)
+        if k == -errno.EBADMSG:
+            raise _fallback.corrupt(fmt, stop[0])
+        if k < 0:
+            _raise(k)
+        if k == 0:
+            return out, start
+        vals = _ffi.unpack(triples, 3 * k)
+        out.extend(zip(vals[0::3], map(start.__add__, vals[1::3]), vals[2::3], strict=True))
+        start = stop[0]
+
+
 if _lib is not None and os.environ.get("VARPOD_NATIVE", "") != "python":
     pump = _c_pump
+    Cursor = _CCursor
+    relay = _c_relay
+    demux = _c_demux
+    scan = _c_scan
 else:
     IMPLEMENTATION = "python"
     pump = _fallback.pump
+    Cursor = _fallback.Cursor
+    relay = _fallback.relay
+    demux = _fallback.demux
+    scan = _fallback.scan
 
-__all__ = ["IMPLEMENTATION", "IMPORT_ERROR", "pump"]
+__all__ = [
+    "IMPLEMENTATION",
+    "IMPORT_ERROR",
+    "MAX_TIME",
+    "MODE_FRAMES",
+    "MODE_RAW",
+    "MODE_RECORDS",
+    "Cursor",
+    "demux",
+    "encode_frame",
+    "pump",
+    "relay",
+    "scan",
+]

@@ -13,6 +13,22 @@ ffi.cdef(
     """
     long long vp_pump(int src, int log_fd, int stream, long long budget,
                       char *buf, size_t bufsize, int *eof);
+
+    struct vp_cursor {
+        long long offset;
+        size_t head;
+        size_t tail;
+        size_t need;
+        int past_until;
+        int blocked;
+    };
+    long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
+                       long long end, int dst, int mode, unsigned mask,
+                       uint64_t since, uint64_t until);
+    int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
+                 size_t *consumed, int *control);
+    long long vp_scan(const char *buf, size_t len, size_t start, int fmt,
+                      uint32_t *out, size_t max, size_t *next);
     """
 )
 ffi.set_source(

@@ -6,10 +6,49 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Output formats of vp_relay, input formats of vp_demux and vp_scan. */
+#define VP_RECORDS 0 /* log records as stored: header, payload, trailer */
+#define VP_FRAMES 1  /* wire frames: header, payload */
+#define VP_RAW 2     /* payloads only (TTY streams) */
+
 /* Read src until EAGAIN, EOF or `budget` bytes; append each read to log_fd as
  * one log record (8-byte frame header, payload, 12-byte time/length trailer).
  * Returns bytes appended to the log; *eof is set to 1 when src hit EOF. */
 long long vp_pump(int src, int log_fd, int stream, long long budget,
                   char *buf, size_t bufsize, int *eof);
+
+/* One log follower's position. Its buffer lives with the caller (a Python
+ * bytearray); buf[head, tail) is output converted but not yet written. */
+struct vp_cursor {
+    long long offset; /* log offset of the next record to read */
+    size_t head;
+    size_t tail;
+    size_t need;      /* set by vp_relay: the next record needs a buffer this big */
+    int past_until;   /* a record later than `until` was met; nothing more to send */
+    int blocked;      /* the last vp_relay stopped on EAGAIN from dst */
+};
+
+/* Write the cursor's pending output to dst, then convert the records of
+ * log_fd in [c->offset, end) selected by stream mask (bit 1 << stream) and
+ * time window [since, until] into `mode`, and write them, until end, the
+ * until cut-off, EAGAIN on dst, or a record larger than bufsize (c->need).
+ * Returns bytes written to dst; -EBADMSG for a corrupt record. */
+long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
+                   long long end, int dst, int mode, unsigned mask,
+                   uint64_t since, uint64_t until);
+
+/* Write the payloads of the complete records/frames (fmt) at the start of buf
+ * to out1 (stream 1) or out2 (stream 2); fd -1 or stream 0 discards. Stops
+ * before a control entry (stream 3), an incomplete tail or a corrupt entry;
+ * *consumed is where, and *control is 1 if a whole control entry starts there.
+ * Returns 0, or -EBADMSG for a corrupt entry (its offset is *consumed). */
+int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
+             size_t *consumed, int *control);
+
+/* The complete records/frames of buf[start, len) as (stream, payload offset
+ * from start, payload length) triples in out, at most max of them. *next is
+ * where the walk stopped (on -EBADMSG: the corrupt entry). Returns how many. */
+long long vp_scan(const char *buf, size_t len, size_t start, int fmt,
+                  uint32_t *out, size_t max, size_t *next);
 
 #endif
