@@ -65,8 +65,10 @@ class _ServerCodec:
             call = self._call.decode(body)
         except msgspec.ValidationError as e:
             raise ProtocolError(f"invalid call envelope: {e}") from None
-        except msgspec.DecodeError as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec: bad UTF-8 is the latter
             raise ProtocolError(f"malformed message: {e}") from None
+        except RecursionError:
+            raise ProtocolError("malformed message: nested too deeply") from None
         return call
 
     def decode_params(self, call: Call, decoder: Any) -> Any:
@@ -75,6 +77,10 @@ class _ServerCodec:
             return decoder.decode(raw if len(raw) else self.empty)
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
             raise invalid_parameter(e) from None
+        except UnicodeDecodeError as e:
+            raise InvalidParameter(f"invalid parameters: {e}", parameter="") from None
+        except RecursionError:
+            raise InvalidParameter("invalid parameters: nested too deeply", parameter="") from None
 
     def encode_reply(self, parameters: Any, continues: bool) -> bytes:
         return self._enc.encode(_ReplyOut(parameters, continues))
@@ -122,8 +128,8 @@ class MsgspecClientCodec:
     def decode_reply(self, body: bytes) -> tuple[msgspec.Raw, bool, str | None]:
         try:
             r = self._reply.decode(body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            raise ProtocolError(f"malformed reply: {e}") from None
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise ProtocolError(f"malformed reply: {e!r}") from None
         return r.parameters, r.continues, r.error
 
     def decode_parameters(self, raw: msgspec.Raw, rtype: Any) -> Any:
@@ -134,7 +140,7 @@ class MsgspecClientCodec:
             raw = b"{}" if self.json else b"\x80"
         try:
             return dec.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError) as e:
             raise ProtocolError(f"reply does not match {getattr(rtype, '__name__', rtype)}: {e}") from None
 
     def decode_control(self, payload: bytes) -> dict[str, Any]:

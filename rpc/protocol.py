@@ -47,11 +47,9 @@ class Framer:
         buf, pos = self._buf, self._pos
         if self.json:
             end = buf.find(b"\0", pos)
+            if (end < 0 and len(buf) - pos > self.max_size) or end - pos > self.max_size:
+                raise FrameTooLarge(f"message longer than {self.max_size} bytes", limit=self.max_size)
             if end < 0:
-                if len(buf) - pos > self.max_size:
-                    raise FrameTooLarge(
-                        f"message longer than {self.max_size} bytes without a NUL terminator",
-                        limit=self.max_size)
                 return None
             body = bytes(buf[pos:end])
             self._advance(end + 1)
@@ -234,41 +232,3 @@ class ServerConnection:
 
     def take_rest(self) -> bytes:
         return self._framer.take_rest() if self._framer is not None else b""
-
-
-# -- upgraded streams ---------------------------------------------------------------
-
-
-class RecordReader:
-    """Log records from an upgraded Logs stream; the control record on stream 3 ends it."""
-
-    CONTROL = 3
-
-    def __init__(self, codec: Any) -> None:
-        self._codec = codec
-        self._buf = b""
-        self.ended = False
-        self.end: dict[str, Any] = {}
-
-    def feed(self, data: bytes) -> None:
-        self._buf = self._buf + data if self._buf else data
-
-    def records(self) -> list[Any]:
-        from ..core.errors import from_wire
-        from ..core.logfile import parse_records
-
-        try:
-            recs, used = parse_records(self._buf)
-        except ValueError as e:
-            raise ProtocolError(f"malformed log stream: {e}") from None
-        self._buf = self._buf[used:]
-        out = []
-        for rec in recs:
-            if rec.stream == self.CONTROL:
-                self.ended = True
-                self.end = self._codec.decode_control(rec.payload)
-                if "error" in self.end:
-                    raise from_wire(str(self.end["error"]), {"message": self.end.get("message", "")})
-                break
-            out.append(rec)
-        return out
