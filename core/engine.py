@@ -28,6 +28,7 @@ from .errors import (
     VarpodError,
 )
 from .events import EventBus
+from .exec import ExecSessions
 from .locks import Locks
 from .logfile import LogWriter
 from .model import (
@@ -46,13 +47,14 @@ from .paths import check_id
 from .runtime import RuntimeRegistry
 from .spec import oci_config, resolve_user, write_etc_files
 from .states import LIVE_STATES, Action, State, next_state
-from .stdio import ContainerIO, OutputPump
+from .stdio import ContainerIO, OutputPump, StdinWriter
 from .store import Store
 from .tasks import Tasks
 
 log = logging.getLogger("varpod.engine")
 
 KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeout
+CONSOLE_TIMEOUT = 10.0  # seconds for the runtime to hand over a TTY's master
 QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
 
 
@@ -108,6 +110,7 @@ class Live:
         self.run: Run | None = None
         self.restart_task: asyncio.Task | None = None
         self.quick_restarts = 0
+        self.tty_size: tuple[int, int] = (0, 0)  # rows, cols: kept for the next start
         self.waiters: list[tuple[frozenset[State], asyncio.Future[ContainerRecord]]] = []
 
 
@@ -128,7 +131,9 @@ class Engine:
         self._locks = Locks()
         self._live: dict[str, Live] = {}
         self._tasks = Tasks()
-        for d in (config.root, self._containers_dir(), config.run_root, self._bundles_dir()):
+        self.execs = ExecSessions(self)
+        for d in (config.root, self._containers_dir(), config.run_root, self._bundles_dir(),
+                  os.path.join(config.run_root, "cs")):
             os.makedirs(d, mode=0o700, exist_ok=True)
         # Present only between a clean shutdown and the next start: without it the
         # last daemon crashed, and logs it was appending to are checked in full.
@@ -156,6 +161,10 @@ class Engine:
 
     def _runtime_log(self, cid: str) -> str:
         return os.path.join(self.bundle_dir(cid), "runtime.log")
+
+    def console_path(self, token: str) -> str:
+        # Short on purpose: a Unix socket path must fit in 108 bytes.
+        return os.path.join(self.config.run_root, "cs", token[:16])
 
     # -- helpers --------------------------------------------------------------------
 
@@ -279,12 +288,17 @@ class Engine:
             rec = await self._launch(rec, start=False)
         return rec
 
-    async def start(self, ref: str) -> ContainerRecord:
+    async def start(self, ref: str, tty_size: tuple[int, int] | None = None) -> ContainerRecord:
         cid = self.resolve(ref).id
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
             self._refuse(rec, Action.START)
             self._cancel_restart(cid)
+            if tty_size and all(tty_size):
+                self._live_of(cid).tty_size = tty_size
+                run = self._live_of(cid).run
+                if run is not None and run.io is not None and run.io.master >= 0:
+                    run.io.resize(*tty_size)
             if rec.state.state is State.CREATED:
                 rec = await self._start_created(rec)
             else:
@@ -317,20 +331,28 @@ class Engine:
         bundle = self._prepare_bundle(rec)
         logw = self.log_writer(rec)
         logw.finished = False
-        io = ContainerIO(bundle, logw, stdin=rec.config.stdin)
+        tty = rec.config.tty
+        io = ContainerIO(bundle, logw, stdin=rec.config.stdin, tty=tty,
+                         console_path=self.console_path(rec.id) if tty else "")
         pid_file = os.path.join(bundle, "pid")
         try:
             os.unlink(pid_file)
         except FileNotFoundError:
             pass
         stdio = io.open()
+        console = asyncio.ensure_future(io.receive_console(*live.tty_size)) if tty else None
         try:
             with self._monitor.hold_reaping():
                 await runtime.create(rec.id, bundle, pid_file=pid_file, log_path=runtime_log,
-                                     stdio=stdio, start=start)
+                                     stdio=stdio, start=start,
+                                     console_socket=io.console_path if tty else None)
+                if console is not None:
+                    await asyncio.wait_for(console, CONSOLE_TIMEOUT)
                 pid = _read_pid(pid_file)
                 exited = self._monitor.watch(pid)
         except BaseException as e:
+            if console is not None:
+                console.cancel()
             io.close()
             logw.finish()  # followers waiting for this run end with it
             await _quietly(runtime.delete(rec.id, runtime_log, force=True))
@@ -381,6 +403,7 @@ class Engine:
             rec = self._save(rec.with_state(state=new, pid=0, exit_code=code,
                                             exit_code_known=info.known, finished_at=info.time))
             self._emit(rec, "died", exitCode=code if info.known else "unknown")
+            await self.execs.settle(cid, self.config.drain_timeout)  # they die with its pid namespace
             rec = await self._cleanup_locked(rec)
             quick = time.monotonic_ns() - run.started < QUICK_RUN_NS
             live.quick_restarts = live.quick_restarts + 1 if quick else 0
@@ -539,6 +562,50 @@ class Engine:
             self._emit(rec, "restart")
         return rec
 
+    # -- attach support -------------------------------------------------------------------------
+
+    def check_attach(self, ref: str, *, start: bool) -> ContainerRecord:
+        """Refuse before any stream starts: attach needs created/running, or a startable one."""
+        rec = self.resolve(ref)
+        self._refuse(rec, Action.START if start else Action.ATTACH)
+        return rec
+
+    def stdin_of(self, cid: str) -> StdinWriter | None:
+        """The current run's stdin (changes when the container restarts)."""
+        live = self._live.get(cid)
+        if live is None or live.run is None or live.run.io is None:
+            return None
+        return live.run.io.stdin
+
+    async def resize(self, ref: str, rows: int, cols: int) -> None:
+        if not (0 < rows < 65536 and 0 < cols < 65536):
+            raise InvalidConfig(f"terminal size {rows}x{cols} is out of range", field="height")
+        rec = self.resolve(ref)
+        self._refuse(rec, Action.RESIZE)
+        if not rec.config.tty:
+            raise InvalidState(f"container {rec.name} has no terminal to resize", id=rec.id,
+                               state=rec.state.state.value)
+        live = self._live_of(rec.id)
+        live.tty_size = (rows, cols)
+        if live.run is not None and live.run.io is not None and live.run.io.master >= 0:
+            live.run.io.resize(rows, cols)
+
+    async def signal_winch(self, cid: str) -> None:
+        """After an attach, so full-screen programs redraw (best effort)."""
+        rec = self._store.get(cid)
+        if rec.config.tty and rec.state.state is State.RUNNING:
+            try:
+                await self._runtimes.get(rec.config.runtime).kill(cid, int(signal.SIGWINCH),
+                                                                  self._runtime_log(cid))
+            except RuntimeFailed as e:
+                log.debug("SIGWINCH to %s: %s", rec.name, e)
+
+    def exit_status(self, cid: str) -> ContainerState | None:
+        try:
+            return self._store.get(cid).state
+        except NoSuchContainer:
+            return None
+
     # -- wait ---------------------------------------------------------------------------------
 
     async def wait_for(self, ref: str, states: Iterable[State]) -> ContainerRecord:
@@ -621,6 +688,7 @@ class Engine:
                 if not fut.done():
                     fut.set_exception(NoSuchContainer(f"container {rec.name} was removed",
                                                       name=rec.name))
+        self.execs.drop_container(cid)
         shutil.rmtree(self.bundle_dir(cid), ignore_errors=True)
         shutil.rmtree(self.data_dir(cid), ignore_errors=True)
         self._store.delete(cid)

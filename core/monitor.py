@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import errno
+import fcntl
 import logging
 import os
 import time
@@ -138,11 +139,18 @@ class Monitor:
         stdin: int | None = None,
         stdout: int | None = None,
         stderr: int | None = None,
+        extra_fds: Sequence[int] = (),
     ) -> Completed:
-        """Run a helper to completion, capturing the streams not given as fds."""
+        """Run a helper to completion, capturing the streams not given as fds.
+
+        ``extra_fds`` become the child's fds 3, 4, ... (runc --preserve-fds).
+        """
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = {0: null if stdin is None else stdin}
         pipes: dict[int, int] = {}
+        # Copies above any target number first, so no dup2 overwrites a later source.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 256) for fd in extra_fds]
+        fds.update({3 + i: fd for i, fd in enumerate(high)})
         try:
             for target, given in ((1, stdout), (2, stderr)):
                 if given is None:
@@ -164,8 +172,8 @@ class Monitor:
             return Completed(info, b"".join(chunks[1]), b"".join(chunks[2]))
         finally:
             os.close(null)
-            for r in pipes.values():
-                os.close(r)
+            for fd in (*pipes.values(), *high):
+                os.close(fd)
 
     async def _drain(self, fd: int, out: list[bytes]) -> None:
         done = self._loop.create_future()

@@ -69,13 +69,14 @@ class OCIRuntime:
         log_path: str | None,
         *args: str,
         stdio: Sequence[int] | None = None,
+        extra_fds: Sequence[int] = (),
     ) -> Completed:
         if log_path and not os.path.isdir(os.path.dirname(log_path)):
             log_path = None  # no bundle (never launched): errors come back on stderr
         offset = _size(log_path)
-        kwargs = {}
+        kwargs: dict = {"extra_fds": extra_fds}
         if stdio is not None:
-            kwargs = {"stdin": stdio[0], "stdout": stdio[1], "stderr": stdio[2]}
+            kwargs.update(stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
         done = await self._monitor.run(self._argv(log_path, verb, *args), **kwargs)
         if not done.ok:
             message = _last_error(log_path, offset) or done.stderr.decode(errors="replace").strip()
@@ -151,15 +152,15 @@ class OCIRuntime:
         log_path: str,
         stdio: Sequence[int],
         console_socket: str | None = None,
-        preserve_fds: int = 0,
+        extra_fds: Sequence[int] = (),
     ) -> None:
         """``runc exec --detach``: the process is re-parented to us, no runc stays behind."""
         args = ["--detach", "--process", process_path, "--pid-file", pid_file]
         if console_socket:
             args += ["--console-socket", console_socket]
-        if preserve_fds:
-            args.append(f"--preserve-fds={preserve_fds}")
-        await self._call("exec", log_path, *args, cid, stdio=stdio)
+        if extra_fds:
+            args.append(f"--preserve-fds={len(extra_fds)}")
+        await self._call("exec", log_path, *args, cid, stdio=stdio, extra_fds=extra_fds)
 
     # -- introspection ----------------------------------------------------------
 

@@ -19,6 +19,46 @@ DEFAULT_CAPS = [
     "CAP_SYS_CHROOT",
 ]
 
+# Every capability the kernel knows, in number order (for privileged execs).
+ALL_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+]
+
+
+def bounding_caps() -> list[str]:
+    """The capabilities this daemon may hand out: its own bounding set (a sandbox may lack some)."""
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("CapBnd:"))
+    except (OSError, StopIteration, ValueError):
+        return list(ALL_CAPS)
+    return [cap for bit, cap in enumerate(ALL_CAPS) if mask >> bit & 1]
+
+
+def capabilities(privileged: bool = False, add: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """podman's default set, or (privileged) every one we hold; plus ``add`` (``NET_ADMIN``)."""
+    held = bounding_caps()
+    caps = list(held) if privileged else [c for c in DEFAULT_CAPS if c in held]
+    for name in add:
+        cap = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
+        if cap not in ALL_CAPS:
+            raise InvalidConfig(f"unknown capability {name[:40]!r}", field="cap_add")
+        if cap not in held:
+            raise InvalidConfig(f"capability {cap} is not in the daemon's bounding set",
+                                field="cap_add")
+        if cap not in caps:
+            caps.append(cap)
+    return caps
+
+
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
@@ -80,7 +120,7 @@ def _table(rootfs: str, path: str) -> list[list[str]]:
     return rows
 
 
-def environment(config: ContainerConfig) -> list[str]:
+def environment(config: ContainerConfig, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
     base = {
         "PATH": DEFAULT_PATH.partition("=")[2],
         "HOSTNAME": hostname(config),
@@ -89,7 +129,7 @@ def environment(config: ContainerConfig) -> list[str]:
     }
     if config.tty:
         base["TERM"] = "xterm"
-    for item in config.env:
+    for item in (*config.env, *extra):
         key, _, value = item.partition("=")
         base[key] = value
     return [f"{k}={v}" for k, v in base.items()]
@@ -141,6 +181,29 @@ def _write(path: str, text: str) -> None:
         f.write(text)
 
 
+def exec_process(config: ContainerConfig, *, command: list[str], env: list[str], workdir: str,
+                 user: str, tty: bool, privileged: bool, cap_add: list[str]) -> dict:
+    """The OCI process of an exec session: the container's settings unless overridden."""
+    uid, gid, extra_gids = resolve_user(config.rootfs, user or config.user)
+    caps = capabilities(privileged, cap_add)
+    user_spec: dict = {"uid": uid, "gid": gid}
+    if extra_gids:
+        user_spec["additionalGids"] = extra_gids
+    environ = environment(config, env)
+    if tty and not any(e.startswith("TERM=") for e in environ):
+        environ.append("TERM=xterm")
+    return {
+        "terminal": tty,
+        "user": user_spec,
+        "args": list(command),
+        "env": environ,
+        "cwd": workdir or config.workdir or "/",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": rlimits(),
+        "noNewPrivileges": False,
+    }
+
+
 def oci_config(config: ContainerConfig, bundle: str) -> dict:
     uid, gid, extra_gids = resolve_user(config.rootfs, config.user)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
@@ -149,7 +212,7 @@ def oci_config(config: ContainerConfig, bundle: str) -> dict:
     user: dict = {"uid": uid, "gid": gid}
     if extra_gids:
         user["additionalGids"] = extra_gids
-    caps = list(DEFAULT_CAPS)
+    caps = capabilities()
     return {
         "ociVersion": OCI_VERSION,
         "process": {

@@ -6,15 +6,21 @@ restarting its writes block when the pipe is full instead of failing with
 EPIPE, and a restarted daemon just opens the FIFO again. The daemon reads
 with O_RDONLY, so it sees EOF once every process in the container is gone.
 stdin is a plain pipe: closing our end is how EOF reaches the process.
+TTY containers get a PTY from the runtime instead; the daemon holds its master.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import logging
 import os
+import socket
 import stat
+import struct
+import termios
+from collections.abc import Callable
 
 from .logfile import STDERR, STDOUT, LogWriter
 
@@ -40,7 +46,7 @@ def grow_pipe(fd: int) -> None:
 
 
 class OutputPump:
-    """Moves one pipe's bytes into the log, as fast as the pipe delivers them."""
+    """Moves one pipe's (or PTY master's) bytes into the log, as fast as they come."""
 
     def __init__(self, fd: int, stream: int, log_writer: LogWriter) -> None:
         self.fd = fd
@@ -50,12 +56,16 @@ class OutputPump:
         self.done: asyncio.Future[None] = self._loop.create_future()
         self._loop.add_reader(fd, self._readable)
 
-    def _readable(self) -> None:
+    def _pump(self, budget: int) -> bool:
         try:
-            eof = self.log.pump_from(self.fd, self.stream, READ_BUDGET)
+            return self.log.pump_from(self.fd, self.stream, budget)
         except OSError as e:
-            log.error("reading container output failed: %s", e)
-            eof = True
+            if e.errno != errno.EIO:  # EIO: a PTY whose last slave closed, i.e. EOF
+                log.error("reading container output failed: %s", e)
+            return True
+
+    def _readable(self) -> None:
+        eof = self._pump(READ_BUDGET)
         self.log.notify()
         if eof:
             self.stop()
@@ -63,10 +73,7 @@ class OutputPump:
     def drain_now(self) -> None:
         """Take whatever is buffered without waiting for EOF (used after a timeout)."""
         if not self.done.done():
-            try:
-                self.log.pump_from(self.fd, self.stream, 1 << 62)
-            except OSError:
-                pass
+            self._pump(1 << 62)
             self.log.notify()
             self.stop()
 
@@ -79,25 +86,180 @@ class OutputPump:
             self.done.set_result(None)
 
 
-class ContainerIO:
-    """The daemon's half of one run's stdio, and the container's half until it is handed over."""
+class StdinWriter:
+    """The container's stdin (a pipe, or the PTY master), written without blocking.
 
-    def __init__(self, bundle: str, log_writer: LogWriter, *, stdin: bool) -> None:
+    Attach sessions write here; when the process does not read, bytes wait in
+    a bounded buffer and writers are told to stop reading their clients until
+    ``on_drained`` callbacks say there is room again.
+    """
+
+    LIMIT = 1 << 20
+
+    def __init__(self, fd: int, *, closable: bool) -> None:
+        self.fd = fd
+        self.closable = closable  # a pipe: EOF is closing it; a PTY master is not ours to close
+        self._loop = asyncio.get_running_loop()
+        self._pending = bytearray()
+        self._close_after = False
+        self._waiting = False
+        self.on_drained: list[Callable[[], None]] = []
+
+    @property
+    def closed(self) -> bool:
+        return self.fd < 0
+
+    def write(self, data: bytes) -> bool:
+        """Queue ``data``; False when the buffer is over its limit (pause the sender)."""
+        if self.fd < 0:
+            return True  # the process is gone or stdin was closed: input is dropped
+        if not self._pending:
+            try:
+                n = os.write(self.fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:  # EPIPE: nobody reads stdin any more
+                self._shut()
+                return True
+            data = data[n:]
+        if data:
+            self._pending += data
+            self._wait_writable()
+        return len(self._pending) < self.LIMIT
+
+    def _wait_writable(self) -> None:
+        if not self._waiting and self.fd >= 0:
+            self._waiting = True
+            self._loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = os.write(self.fd, self._pending)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._shut()
+            return
+        del self._pending[:n]
+        if not self._pending:
+            self._loop.remove_writer(self.fd)
+            self._waiting = False
+            if self._close_after:
+                self._shut()
+        if len(self._pending) < self.LIMIT:
+            for cb in list(self.on_drained):
+                cb()
+
+    def close(self) -> None:
+        """EOF for the process, once what is queued has been written."""
+        if not self.closable:
+            return
+        if self._pending:
+            self._close_after = True
+        else:
+            self._shut()
+
+    def _shut(self) -> None:
+        if self.fd >= 0:
+            if self._waiting:
+                self._loop.remove_writer(self.fd)
+                self._waiting = False
+            os.close(self.fd)
+            self.fd = -1
+        self._pending.clear()
+        for cb in list(self.on_drained):
+            cb()
+
+
+class ConsoleSocket:
+    """Where the runtime hands over the PTY master of a TTY container (``--console-socket``)."""
+
+    def __init__(self, path: str) -> None:
+        if len(path.encode()) >= 108:
+            raise OSError(errno.ENAMETOOLONG, f"console socket path too long: {path}")
+        self.path = path
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self._sock.bind(path)
+        os.chmod(path, 0o600)
+        self._sock.listen(1)
+        self._sock.setblocking(False)
+
+    async def receive(self) -> int:
+        """The master fd sent by the runtime (non-blocking, close-on-exec)."""
+        loop = asyncio.get_running_loop()
+        conn, _ = await loop.sock_accept(self._sock)
+        with conn:
+            conn.setblocking(False)
+            while True:
+                try:
+                    _, fds, _, _ = socket.recv_fds(conn, 4096, 4)
+                    break
+                except BlockingIOError:
+                    ready = loop.create_future()
+                    loop.add_reader(conn.fileno(), ready.set_result, None)
+                    try:
+                        await ready
+                    finally:
+                        loop.remove_reader(conn.fileno())
+        if not fds:
+            raise OSError(errno.EPROTO, "the runtime sent no console fd")
+        for extra in fds[1:]:
+            os.close(extra)
+        os.set_blocking(fds[0], False)
+        os.set_inheritable(fds[0], False)
+        return fds[0]
+
+    def close(self) -> None:
+        self._sock.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+TIOCGPTPEER = 0x5441
+
+
+def set_winsize(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+class ContainerIO:
+    """The daemon's half of one run's stdio, and the container's half until it is handed over.
+
+    Non-TTY: FIFOs for stdout/stderr (see the module docstring) and a pipe for
+    stdin. TTY: the runtime sends the PTY master to ``console``; its output is
+    stream 1 of the log and attach sessions write its input.
+    """
+
+    def __init__(self, bundle: str, log_writer: LogWriter, *, stdin: bool, tty: bool = False,
+                 console_path: str = "") -> None:
         self.bundle = bundle
         self.log = log_writer
         self.want_stdin = stdin
+        self.tty = tty
+        self.console_path = console_path
+        self.console: ConsoleSocket | None = None
+        self.master = -1
+        self.peer = -1
         self.container_fds: list[int] = []
-        self.stdin_w = -1
+        self.stdin: StdinWriter | None = None
         self.pumps: list[OutputPump] = []
 
     def open(self) -> tuple[int, int, int]:
-        """Create the FIFOs and pipes; returns the container's (stdin, stdout, stderr)."""
+        """Create FIFOs and pipes (or the console socket); returns the runtime's stdio."""
+        if self.tty:
+            return self._open_tty()
         ours: list[tuple[int, int]] = []
         try:
             if self.want_stdin:
                 r, w = os.pipe2(os.O_CLOEXEC)
                 os.set_blocking(w, False)
-                self.stdin_w = w
+                self.stdin = StdinWriter(w, closable=True)
                 stdin_fd = r
             else:
                 stdin_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -113,10 +275,39 @@ class ContainerIO:
         except BaseException:
             for fd, _ in ours:
                 os.close(fd)
-            self.close_container_side()
+            self.close()
             raise
         self.pumps = [OutputPump(fd, stream, self.log) for fd, stream in ours]
         return (self.container_fds[0], self.container_fds[1], self.container_fds[2])
+
+    def _open_tty(self) -> tuple[int, int, int]:
+        self.console = ConsoleSocket(self.console_path)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self.container_fds.append(null)
+        return (null, null, null)
+
+    async def receive_console(self, rows: int = 0, cols: int = 0) -> None:
+        """TTY: take the PTY master from the runtime (runs while ``runc create`` runs)."""
+        assert self.console is not None
+        try:
+            self.master = await self.console.receive()
+        finally:
+            self.console.close()
+            self.console = None
+        if rows and cols:
+            set_winsize(self.master, rows, cols)
+        try:
+            self.peer = fcntl.ioctl(self.master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            self.peer = -1
+        self.stdin = StdinWriter(os.dup(self.master), closable=False)
+        os.set_blocking(self.stdin.fd, False)
+        self.pumps = [OutputPump(os.dup(self.master), STDOUT, self.log)]
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.master < 0:
+            raise OSError(errno.ENOTTY, "no terminal")
+        set_winsize(self.master, rows, cols)
 
     def close_container_side(self) -> None:
         """After the runtime has handed our fds to the container, drop our copies."""
@@ -124,18 +315,22 @@ class ContainerIO:
             os.close(fd)
         self.container_fds = []
 
-    def write_stdin(self, data: bytes) -> int:
-        if self.stdin_w < 0:
-            return 0
-        return os.write(self.stdin_w, data)
-
-    def close_stdin(self) -> None:
-        if self.stdin_w >= 0:
-            os.close(self.stdin_w)
-            self.stdin_w = -1
-
     async def drained(self, timeout: float) -> bool:
-        """Wait for EOF on every output pipe; after ``timeout`` take what is there."""
+        """Wait for EOF on every output pipe; after ``timeout`` take what is there.
+
+        Called once the process has exited. A TTY's master would report EOF (EIO)
+        when the last slave fd closes, and output written just before the exit
+        could be lost on the way (seen here in about one run of three). So we hold
+        a slave fd (``peer``) ourselves: the master never ends on its own, and
+        once the process is gone a read that finds nothing has first pushed the
+        kernel's pending buffers through, so reading to EAGAIN takes everything.
+        """
+        if self.peer >= 0:
+            for p in self.pumps:
+                p.drain_now()
+            os.close(self.peer)
+            self.peer = -1
+            return True
         waiting = [p.done for p in self.pumps if not p.done.done()]
         if waiting:
             _, pending = await asyncio.wait(waiting, timeout=timeout)
@@ -147,6 +342,16 @@ class ContainerIO:
 
     def close(self) -> None:
         self.close_container_side()
-        self.close_stdin()
+        if self.console is not None:
+            self.console.close()
+            self.console = None
+        if self.stdin is not None:
+            self.stdin._shut()
         for p in self.pumps:
             p.stop()
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+        if self.peer >= 0:
+            os.close(self.peer)
+            self.peer = -1

@@ -28,6 +28,10 @@ class API:
     def _records(self, method: str, params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
+    def _upgrade(self, method: str, params: dict[str, Any], resize: tuple[str, str, str],
+                 fds: tuple[int, ...] = ()) -> Any:
+        raise NotImplementedError
+
     # -- system ---------------------------------------------------------------------
 
     def ping(self, text: str | None = None) -> Any:
@@ -115,6 +119,66 @@ class API:
         params = _opts(name=name, follow=follow or None, tail=tail, since=since, until=until,
                        stdout=None if stdout else False, stderr=None if stderr else False)
         return self._records(CONTAINER + "Logs", params)
+
+    def attach(self, name: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+               detach_keys: str | None = None, logs: bool = False, stream: bool = True,
+               start: bool = False, size: tuple[int, int] | None = None) -> Any:
+        """An attach session (``start=True``: start the container attached, losing nothing).
+
+        Returns a stream object: iterate it for ``(stream, bytes)``, ``send()`` input,
+        ``close_stdin()``, ``resize()``; ``end`` says how it ended (``exit_code``).
+        """
+        rows, cols = size or (None, None)
+        params = _opts(name=name, stdin=stdin or None, stdout=None if stdout else False,
+                       stderr=None if stderr else False, detach_keys=detach_keys,
+                       logs=logs or None, stream=None if stream else False, start=start or None,
+                       height=rows, width=cols)
+        return self._upgrade(CONTAINER + "Attach", params, ("Resize", "name", name))
+
+    def resize(self, name: str, height: int, width: int) -> Any:
+        return self._call(CONTAINER + "Resize", {"name": name, "height": height, "width": width},
+                          "container.Empty")
+
+    def exec_create(self, name: str, command: list[str], *, env: list[str] | None = None,
+                    workdir: str | None = None, user: str | None = None, tty: bool = False,
+                    stdin: bool = False, privileged: bool = False, cap_add: list[str] | None = None,
+                    detach_keys: str | None = None, preserve_fds: int = 0) -> Any:
+        """A new exec session in a running container; returns its ID."""
+        spec = _opts(command=list(command), env=env, workdir=workdir, user=user, tty=tty or None,
+                     stdin=stdin or None, privileged=privileged or None, cap_add=cap_add,
+                     detach_keys=detach_keys, preserve_fds=preserve_fds or None)
+        return self._call(CONTAINER + "ExecCreate", {"name": name, "spec": spec},
+                          "container.IdReply", "id")
+
+    def exec_start(self, exec_id: str, *, attach: bool = False,
+                   size: tuple[int, int] | None = None, fds: tuple[int, ...] = ()) -> Any:
+        """Start an exec session: detached (returns at once) or attached (a stream object)."""
+        rows, cols = size or (None, None)
+        params = _opts(id=exec_id, attach=attach or None, height=rows, width=cols)
+        if not attach:
+            return self._call(CONTAINER + "ExecStart", params, "container.AttachReply")
+        return self._upgrade(CONTAINER + "ExecStart", params, ("ExecResize", "id", exec_id),
+                             tuple(fds))
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> Any:
+        return self._call(CONTAINER + "ExecResize", {"id": exec_id, "height": height,
+                                                     "width": width}, "container.Empty")
+
+    def exec_inspect(self, exec_id: str) -> Any:
+        return self._call(CONTAINER + "ExecInspect", {"id": exec_id}, "container.ExecInspectReply",
+                          "exec")
+
+    def exec_stop(self, exec_id: str, timeout: int | None = None) -> Any:
+        return self._call(CONTAINER + "ExecStop", _opts(id=exec_id, timeout=timeout),
+                          "container.ExecInspectReply", "exec")
+
+    def exec_remove(self, exec_id: str, force: bool = False) -> Any:
+        return self._call(CONTAINER + "ExecRemove", _opts(id=exec_id, force=force or None),
+                          "container.IdReply", "id")
+
+    def exec_list(self, name: str) -> Any:
+        return self._call(CONTAINER + "ExecList", {"name": name}, "container.ExecListReply",
+                          "sessions")
 
     def sync(self, name: str) -> Any:
         return self._call(CONTAINER + "Sync", {"name": name}, "container.StateReply")

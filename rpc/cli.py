@@ -13,8 +13,9 @@ import sys
 import time
 from typing import Any
 
-from ..core.errors import RuntimeFailed, VarpodError
+from ..core.errors import RuntimeFailed, StreamBroken, VarpodError, from_wire
 from .client import Client
+from .terminal import SessionRelay, raw_terminal, terminal_size
 
 EXIT_ERROR = 125  # podman's: the command itself failed
 EXIT_CANNOT_INVOKE = 126
@@ -39,6 +40,7 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--log-size-max", type=int, help="rotate the log at this many bytes")
+    p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
@@ -99,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", help="RFC 3339 time, unix seconds, or a duration like 10m")
     p.add_argument("-t", "--timestamps", action="store_true")
     p.add_argument("name")
+    p = sub.add_parser("attach", help="attach to a running container")
+    p.add_argument("--no-stdin", action="store_true", help="do not send stdin")
+    p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
+    p.add_argument("name")
+    p = sub.add_parser("exec", help="run a command in a running container")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("--privileged", action="store_true", help="all capabilities")
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--detach-keys")
+    p.add_argument("name")
+    p.add_argument("command", nargs=argparse.REMAINDER)
     p = sub.add_parser("events", help="show events")
     p.add_argument("--since")
     p.add_argument("--until")
@@ -209,30 +227,106 @@ def cmd_run(client: Client, a: argparse.Namespace) -> int:
         client.start(created["id"])
         _out(created["id"])
         return 0
-    if a.tty or a.interactive:
-        raise SystemExit("Error: -i/-t need attach, which this build does not have yet")
     # --rm is done here, after the exit code is read, not by the daemon on exit.
     rm = a.rm
     a.rm = False
     created = _create(client, a)
     cid = created["id"]
+    code = EXIT_ERROR
     try:
-        # Follow the log before starting: every byte the container writes is shown.
-        records = client.logs(cid, follow=True)
-        client.start(cid)
-        _write_records(records, timestamps=False)
-        waited = client.wait(cid)
-        code = waited["exit_code"] if waited["exit_code_known"] else EXIT_ERROR
+        # One server-side step: attached first, then started, so no output is lost.
+        session = client.attach(cid, stdin=a.interactive, start=True, detach_keys=a.detach_keys,
+                                size=terminal_size() if a.tty else None)
+        code = _relay(client, session, cid, send_stdin=a.interactive)
     except RuntimeFailed as e:
         code = _runtime_exit_code(e)
         print(f"Error: {e.message}", file=sys.stderr)
     finally:
-        if rm:
+        if rm and code is not None:
             try:
                 client.remove(cid, force=True)
             except VarpodError as e:
                 print(f"Error: removing {cid[:12]}: {e.message}", file=sys.stderr)
-    return code
+    return 0 if code is None else code
+
+
+def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
+           resize_method: str = "Resize", resize_key: str = "name") -> int | None:
+    """Run an attached session in this terminal; its exit code, or None when detached."""
+    from .minipack import MiniCodec
+
+    codec = MiniCodec()
+
+    def resize(rows: int, cols: int) -> None:
+        try:
+            client.call("io.varpod.Container." + resize_method,
+                        {resize_key: session_ref, "height": rows, "width": cols})
+        except VarpodError:
+            pass  # the process may be gone already
+
+    def forward(sig: int) -> None:
+        try:
+            client.kill(name, str(sig))
+        except VarpodError:
+            pass
+
+    session_ref = session._resize[2]
+    relay = SessionRelay(session.fileno(), session._decoder.take(), tty=session.tty,
+                         send_stdin=send_stdin, decode_control=codec.decode_control,
+                         on_resize=resize, on_signal=forward)
+    try:
+        if session.tty and send_stdin:
+            with raw_terminal(0):
+                end = relay.run()
+        else:
+            end = relay.run()
+    finally:
+        session.close()
+    if "error" in end:
+        print(f"Error: {end.get('message', end['error'])}", file=sys.stderr)
+        return EXIT_ERROR
+    if end.get("end") == "detached":
+        return None
+    if "exit_code" in end:
+        return end["exit_code"] if end.get("exit_code_known", True) else EXIT_ERROR
+    # A TTY stream ends without saying how: ask whether the container is done.
+    if resize_method != "Resize":
+        info = client.exec_inspect(session_ref)
+        return None if info["Running"] else info["ExitCode"]
+    st = client.inspect(name)["State"]
+    if st["Status"] in ("running", "paused", "created"):
+        return None
+    waited = client.wait(name)
+    return waited["exit_code"] if waited["exit_code_known"] else EXIT_ERROR
+
+
+def cmd_attach(client: Client, a: argparse.Namespace) -> int:
+    info = client.inspect(a.name)
+    stdin = info["Config"]["OpenStdin"] and not a.no_stdin
+    session = client.attach(a.name, stdin=stdin, detach_keys=a.detach_keys,
+                            size=terminal_size() if info["Config"]["Tty"] else None)
+    code = _relay(client, session, info["Id"], send_stdin=stdin)
+    return 0 if code is None else code
+
+
+def cmd_exec(client: Client, a: argparse.Namespace) -> int:
+    if not a.command:
+        raise SystemExit("Error: exec needs a command")
+    sid = client.exec_create(a.name, a.command, env=a.env or None, workdir=a.workdir, user=a.user,
+                             tty=a.tty, stdin=a.interactive, privileged=a.privileged,
+                             cap_add=a.cap_add or None, detach_keys=a.detach_keys)
+    if a.detach:
+        client.exec_start(sid)
+        _out(sid)
+        return 0
+    try:
+        session = client.exec_start(sid, attach=True, size=terminal_size() if a.tty else None)
+    except RuntimeFailed as e:
+        print(f"Error: {e.message}", file=sys.stderr)
+        return _runtime_exit_code(e)
+    code = _relay(client, session, a.name, send_stdin=a.interactive, resize_method="ExecResize",
+                  resize_key="id")
+    return 0 if code is None else code
 
 
 def _runtime_exit_code(e: RuntimeFailed) -> int:
@@ -355,13 +449,44 @@ def cmd_inspect(client: Client, a: argparse.Namespace) -> int:
 
 
 def cmd_logs(client: Client, a: argparse.Namespace) -> int:
-    records = client.logs(a.name, follow=a.follow, tail=a.tail, since=parse_time(a.since),
-                          until=parse_time(a.until))
+    opts = {"follow": a.follow, "tail": a.tail, "since": parse_time(a.since),
+            "until": parse_time(a.until)}
     try:
-        _write_records(records, a.timestamps)
+        if a.timestamps:
+            _write_records(client.logs(a.name, **opts), timestamps=True)
+        else:
+            _demux_logs(client, a.name, opts)
     except BrokenPipeError:
         pass
     return 0
+
+
+def _demux_logs(client: Client, name: str, opts: dict) -> None:
+    """Records straight to stdout/stderr through the C demux: no object per record."""
+    from .. import native
+    from .minipack import MiniCodec
+
+    sys.stdout.flush()
+    params = {"name": name, **{k: v for k, v in opts.items() if v is not None and v is not False}}
+    conn = client._open_upgraded("io.varpod.Container.Logs", params)
+    try:
+        buf = conn._conn.take_rest()
+        while True:
+            consumed, control_at = native.demux(buf, native.MODE_RECORDS, 1, 2)
+            buf = buf[consumed:]
+            if control_at >= 0:
+                n = int.from_bytes(buf[4:8], "big")
+                if len(buf) >= 8 + n:
+                    end = MiniCodec().decode_control(bytes(buf[8 : 8 + n]))
+                    if "error" in end:
+                        raise from_wire(str(end["error"]), {"message": end.get("message", "")})
+                    return
+            data = conn._recv()
+            if not data:
+                raise StreamBroken("the log stream ended without its end record")
+            buf = buf + data if buf else data
+    finally:
+        conn.close()
 
 
 def cmd_events(client: Client, a: argparse.Namespace) -> int:
@@ -431,6 +556,7 @@ COMMANDS = {
     "unpause": cmd_simple, "init": cmd_simple, "sync": cmd_simple, "stop": cmd_stop,
     "restart": cmd_restart, "kill": cmd_kill, "rm": cmd_rm, "wait": cmd_wait, "ps": cmd_ps,
     "inspect": cmd_inspect, "logs": cmd_logs, "events": cmd_events, "info": cmd_info,
+    "attach": cmd_attach, "exec": cmd_exec,
 }
 
 
@@ -438,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if a.cmd == "serve":
         return cmd_serve(a)
-    if a.cmd in ("run", "create") and a.command and a.command[0] == "--":
+    if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
         a.command = a.command[1:]
     try:
         with Client(a.socket, raw=True) as client:

@@ -8,13 +8,16 @@ Server errors are raised as the same exception classes the daemon raised.
 from __future__ import annotations
 
 import _socket as socket  # the C module: `socket` costs ~6 ms more of CLI start-up
+import array
 import os
 from collections import deque
 from typing import Any
 
 from ..core.errors import DaemonNotRunning, StreamBroken, from_wire
+from ..core.logfile import Record
 from .api import API, pick, result_type
-from .protocol import ClientConnection, RecordReader, Reply
+from .framing import MODE_FRAMES, MODE_RECORDS, StreamDecoder
+from .protocol import ClientConnection, Reply
 
 DEFAULT_SOCKET = "/run/varpod/varpod.sock"
 
@@ -141,33 +144,52 @@ class Client(_Results, API):
         return reply
 
     def _records(self, method: str, params: dict[str, Any]):
+        sub = self._open_upgraded(method, params)
+        return sub._read_records()
+
+    def _open_upgraded(self, method: str, params: dict[str, Any]) -> Client:
+        """A connection of its own, upgraded to a raw stream after a successful reply."""
         sub = Client(self.path, raw=self._raw)
         try:
             sub._send(sub._conn.send_call(method, params, upgrade=True))
-            sub._check(sub._next_reply())
+            sub.upgrade_reply = sub._conn.codec.decode_parameters(
+                sub._check(sub._next_reply()).parameters, dict)
         except BaseException:
             sub.close()
             raise
-        return sub._read_records()
+        return sub
 
     def _read_records(self):
-        """Records after an upgrade, up to the end record; closes this connection."""
-        reader = RecordReader(self._conn.codec)
-        reader.feed(self._conn.take_rest())
+        """Log records after an upgrade, up to the end record; closes this connection."""
+        decoder = StreamDecoder(self._conn.codec, MODE_RECORDS)
+        decoder.feed(self._conn.take_rest())
         try:
             while True:
-                yield from reader.records()
-                if reader.ended:
+                for stream, payload, ts in decoder.entries():
+                    yield Record(stream, ts, payload, 0)
+                if decoder.ended:
+                    decoder.check()
                     return
-                try:
-                    data = self._sock.recv(1 << 20)
-                except OSError as e:
-                    raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+                data = self._recv()
                 if not data:
                     raise StreamBroken("the stream ended without its end record")
-                reader.feed(data)
+                decoder.feed(data)
         finally:
             self.close()
+
+    def _recv(self) -> bytes:
+        try:
+            return self._sock.recv(1 << 20)
+        except OSError as e:
+            raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+
+    def _upgrade(self, method: str, params: dict[str, Any], resize: tuple[str, str, str],
+                 fds: tuple[int, ...] = ()) -> AttachStream:
+        sub = self._open_upgraded(method, params)
+        if fds:
+            sub._sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                          array.array("i", fds).tobytes())])
+        return AttachStream(sub, bool(sub.upgrade_reply.get("tty")), resize)
 
     def pipeline(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         """Send every call at once, then read the replies in order (one round trip)."""
@@ -275,25 +297,46 @@ class AsyncClient(_Results, API):
     def _records(self, method: str, params: dict[str, Any]):
         return self._arecords(method, params)
 
-    async def _arecords(self, method: str, params: dict[str, Any]):
+    async def _open_upgraded(self, method: str, params: dict[str, Any]) -> tuple[AsyncClient, dict]:
         sub = await AsyncClient.connect(self.path, raw=self._raw)
         try:
             slot = await sub._send_call(method, params, False, upgrade=True)
-            sub._result(await sub._next(slot), "container.LogsReply", None)
-            reader = RecordReader(sub._conn.codec)
-            reader.feed(sub._conn.take_rest())
+            reply = await sub._next(slot)
+            if reply.error is not None:
+                raise from_wire(reply.error, sub._conn.codec.error_parameters(reply.parameters))
+            result = sub._conn.codec.decode_parameters(reply.parameters, dict)
+        except BaseException:
+            await sub.aclose()
+            raise
+        return sub, result
+
+    async def _arecords(self, method: str, params: dict[str, Any]):
+        sub, _ = await self._open_upgraded(method, params)
+        try:
+            decoder = StreamDecoder(sub._conn.codec, MODE_RECORDS)
+            decoder.feed(sub._conn.take_rest())
             while True:
-                for rec in reader.records():
-                    yield rec
-                if reader.ended:
+                for stream, payload, ts in decoder.entries():
+                    yield Record(stream, ts, payload, 0)
+                if decoder.ended:
+                    decoder.check()
                     return
-                try:
-                    data = await sub._stream_obj.receive()
-                except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
-                    raise StreamBroken("the stream ended without its end record") from e
-                reader.feed(data)
+                decoder.feed(await sub._receive())
         finally:
             await sub.aclose()
+
+    async def _receive(self) -> bytes:
+        try:
+            return await self._stream_obj.receive()
+        except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
+            raise StreamBroken("the stream ended without its end") from e
+
+    async def _upgrade(self, method: str, params: dict[str, Any], resize: tuple[str, str, str],
+                       fds: tuple[int, ...] = ()) -> AsyncAttachStream:
+        sub, result = await self._open_upgraded(method, params)
+        if fds:
+            await sub._stream_obj.send_fds([b"\0"], fds)
+        return AsyncAttachStream(sub, bool(result.get("tty")), resize)
 
     async def _areplies(self, method: str, params: dict[str, Any], rtype: str, field: str | None):
         # A connection of its own, as in Client._stream.
@@ -309,3 +352,147 @@ class AsyncClient(_Results, API):
                     return
         finally:
             await sub.aclose()
+
+
+class AttachStream:
+    """An attached session (container or exec), blocking.
+
+    Iterate for ``(stream, bytes)`` (1 stdout, 2 stderr; a TTY gives stream 1
+    only, raw). ``send()`` writes to the process's stdin, ``close_stdin()``
+    sends EOF, ``resize()`` sets a TTY's size. When the iteration ends, ``end``
+    holds how: ``{"end": "exit", "exit_code": N, ...}`` or ``{"end": "detached"}``
+    (empty for a TTY, whose stream has no trailer: ask ``inspect`` or ``wait``).
+    """
+
+    def __init__(self, conn: Client, tty: bool, resize: tuple[str, str, str]) -> None:
+        self._conn = conn
+        self.tty = tty
+        self._resize = resize
+        self._decoder = StreamDecoder(conn._conn.codec, MODE_FRAMES)
+        self._decoder.feed(conn._conn.take_rest())
+        self.end: dict[str, Any] = {}
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self._conn.fileno()
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.end.get("exit_code")
+
+    def __iter__(self):
+        try:
+            if self.tty:
+                pending = self._decoder.take()
+                if pending:
+                    yield 1, pending
+                while data := self._conn._recv():
+                    yield 1, data
+                return
+            while True:
+                for stream, payload, _ in self._decoder.entries():
+                    yield stream, payload
+                if self._decoder.ended:
+                    self.end = self._decoder.end
+                    self._decoder.check()
+                    return
+                data = self._conn._recv()
+                if not data:
+                    raise StreamBroken("the stream ended without its end frame")
+                self._decoder.feed(data)
+        finally:
+            self.close()
+
+    def read(self) -> tuple[bytes, bytes]:
+        """Everything until the end, as (stdout, stderr)."""
+        out: dict[int, list[bytes]] = {1: [], 2: []}
+        for stream, data in self:
+            out.setdefault(stream, []).append(data)
+        return b"".join(out[1]), b"".join(out[2])
+
+    def send(self, data: bytes) -> None:
+        self._conn._send(data)
+
+    def close_stdin(self) -> None:
+        try:
+            self._conn._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, height: int, width: int) -> None:
+        method, key, ref = self._resize
+        with Client(self._conn.path, raw=True) as c:
+            c.call("io.varpod.Container." + method, {key: ref, "height": height, "width": width})
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._conn.close()
+
+    def __enter__(self) -> AttachStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncAttachStream:
+    """The anyio twin of AttachStream: ``async for stream, data in session``."""
+
+    def __init__(self, conn: AsyncClient, tty: bool, resize: tuple[str, str, str]) -> None:
+        self._conn = conn
+        self.tty = tty
+        self._resize = resize
+        self._decoder = StreamDecoder(conn._conn.codec, MODE_FRAMES)
+        self._decoder.feed(conn._conn.take_rest())
+        self.end: dict[str, Any] = {}
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.end.get("exit_code")
+
+    async def __aiter__(self):
+        anyio = self._conn._anyio
+        try:
+            if self.tty:
+                pending = self._decoder.take()
+                if pending:
+                    yield 1, pending
+                while True:
+                    try:
+                        data = await self._conn._stream_obj.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                        return
+                    yield 1, data
+            while True:
+                for stream, payload, _ in self._decoder.entries():
+                    yield stream, payload
+                if self._decoder.ended:
+                    self.end = self._decoder.end
+                    self._decoder.check()
+                    return
+                self._decoder.feed(await self._conn._receive())
+        finally:
+            await self.aclose()
+
+    async def read(self) -> tuple[bytes, bytes]:
+        out: dict[int, list[bytes]] = {1: [], 2: []}
+        async for stream, data in self:
+            out.setdefault(stream, []).append(data)
+        return b"".join(out[1]), b"".join(out[2])
+
+    async def send(self, data: bytes) -> None:
+        await self._conn._stream_obj.send(data)
+
+    async def close_stdin(self) -> None:
+        await self._conn._stream_obj.send_eof()
+
+    async def resize(self, height: int, width: int) -> None:
+        method, key, ref = self._resize
+        client = await AsyncClient.connect(self._conn.path, raw=True)
+        async with client:
+            await client._call("io.varpod.Container." + method,
+                               {key: ref, "height": height, "width": width}, "container.Empty")
+
+    async def aclose(self) -> None:
+        await self._conn.aclose()

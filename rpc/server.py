@@ -25,7 +25,6 @@ import msgspec
 
 from ..core.errors import (
     InternalError,
-    MethodNotImplemented,
     PermissionDenied,
     ProtocolError,
     ShuttingDown,
@@ -273,10 +272,10 @@ class RpcConnection(asyncio.Protocol):
                 return
             if method.kind is Kind.UPGRADE:
                 result, takeover = await method.handler(params, ctx)
-                if takeover is None:
-                    raise MethodNotImplemented(f"{method.name} cannot upgrade", method=method.name)
-                write(self.proto.reply(result))
-                await takeover(self)
+                if not call.oneway:
+                    write(self.proto.reply(result))
+                if takeover is not None:  # None: this call did not ask for a stream
+                    await takeover(self)
                 return
             result = await method.handler(params, ctx)
             if not call.oneway and not self.closing:

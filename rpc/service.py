@@ -13,8 +13,8 @@ import msgspec
 from .. import __version__, native
 from ..core import events as core_events
 from ..core.engine import CreateOptions, Engine
-from ..core.errors import EventsOverflow, ExpectedMore, InterfaceNotFound, InvalidParameter
-from ..core.logread import Selection, start_position
+from ..core.errors import EventsOverflow, ExpectedMore, InterfaceNotFound, InvalidParameter, VarpodError
+from ..core.logread import Position, Selection, start_position
 from ..core.model import ContainerRecord
 from ..core.states import State
 from .interfaces import INTERFACES, idl
@@ -22,7 +22,16 @@ from .interfaces import container as C
 from .interfaces import service as V
 from .interfaces import system as S
 from .registry import Kind, Registry
-from .streams import RawChannel, serve_logs
+from .streams import (
+    MODE_FRAMES,
+    MODE_RAW,
+    AttachSession,
+    LogFollower,
+    RawChannel,
+    parse_detach_keys,
+    receive_fds,
+    serve_logs,
+)
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -90,6 +99,15 @@ class Service:
         add(ctr + "Wait", C.WaitParams, self.wait, Kind.STREAM, long=True)
         add(ctr + "Remove", C.RemoveParams, self.remove, mutating=True)
         add(ctr + "Logs", C.LogsParams, self.logs, Kind.UPGRADE)
+        add(ctr + "Attach", C.AttachParams, self.attach, Kind.UPGRADE, mutating=True)
+        add(ctr + "Resize", C.ResizeParams, self.resize)
+        add(ctr + "ExecCreate", C.ExecCreateParams, self.exec_create, Kind.SYNC, mutating=True)
+        add(ctr + "ExecStart", C.ExecStartParams, self.exec_start, Kind.UPGRADE, mutating=True)
+        add(ctr + "ExecResize", C.ExecResizeParams, self.exec_resize, Kind.SYNC)
+        add(ctr + "ExecInspect", C.ExecIdParams, self.exec_inspect, Kind.SYNC)
+        add(ctr + "ExecStop", C.ExecStopParams, self.exec_stop, mutating=True)
+        add(ctr + "ExecRemove", C.ExecRemoveParams, self.exec_remove, Kind.SYNC, mutating=True)
+        add(ctr + "ExecList", C.NameParams, self.exec_list, Kind.SYNC)
         add(ctr + "Inspect", C.NameParams, self.inspect, Kind.SYNC)
         add(ctr + "List", C.ListParams, self.list, Kind.SYNC)
 
@@ -227,6 +245,146 @@ class Service:
 
         return C.LogsReply(id=rec.id, tty=rec.config.tty), takeover
 
+    # -- attach and exec --------------------------------------------------------------------
+
+    async def attach(self, p: C.AttachParams, ctx: Any):
+        if not ctx.upgrade:
+            raise InvalidParameter("Attach streams after its reply; call it with upgrade",
+                                   parameter="upgrade")
+        engine = self.engine
+        start = bool(p.start)
+        rec = engine.check_attach(p.name, start=start)
+        keys = parse_detach_keys(p.detach_keys)
+        stream, replay = p.stream is not False, bool(p.logs)
+        if not (stream or replay):
+            raise InvalidParameter("ask for at least one of logs and stream", parameter="stream")
+        sel = Selection(stdout=p.stdout is not False, stderr=p.stderr is not False)
+        want_stdin = bool(p.stdin)
+        if not (want_stdin or sel.stdout or sel.stderr):
+            raise InvalidParameter("attach to at least one of stdin, stdout, stderr",
+                                   parameter="stdin")
+        if want_stdin and not rec.config.stdin:
+            raise InvalidParameter(f"container {rec.name} was created without stdin (-i)",
+                                   parameter="stdin")
+        size = (p.height or 0, p.width or 0)
+        writer = engine.log_writer(rec)
+        path = engine.log_path(rec.id)
+        # The session's place in the output is fixed here, before any start: nothing is lost.
+        pos = start_position(path, Selection()) if replay else Position(writer.generation, writer.size)
+        if start:
+            rec = await engine.start(rec.id, tty_size=size)
+        elif rec.config.tty and all(size):
+            await engine.resize(rec.id, *size)
+        cid, tty = rec.id, rec.config.tty
+        self.bus.emit("container", "attach", cid, rec.name)
+
+        async def takeover(conn: Any) -> None:
+            chan = await RawChannel.detach(conn)
+            follower = LogFollower(chan, path, writer, sel, stream, MODE_RAW if tty else MODE_FRAMES)
+            session = AttachSession(chan, follower,
+                                    (lambda: engine.stdin_of(cid)) if want_stdin else None, keys,
+                                    lambda: self._container_exit(cid), close_stdin_on_eof=not tty)
+            if tty and not start:
+                await engine.signal_winch(cid)  # programs redraw for the newcomer
+            await session.run(pos)
+
+        return C.AttachReply(id=cid, tty=tty), takeover
+
+    def _container_exit(self, cid: str) -> dict[str, Any]:
+        st = self.engine.exit_status(cid)
+        if st is None or st.state not in (State.STOPPED, State.EXITED):
+            return {}
+        return {"exit_code": st.exit_code, "exit_code_known": st.exit_code_known}
+
+    async def resize(self, p: C.ResizeParams, ctx: Any) -> C.Empty:
+        await self.engine.resize(p.name, p.height, p.width)
+        return C.Empty()
+
+    def exec_create(self, p: C.ExecCreateParams, ctx: Any) -> C.IdReply:
+        s = p.spec
+        rec = self.engine.execs.create(
+            p.name, command=s.command, env=s.env or (), workdir=s.workdir or "", user=s.user or "",
+            tty=bool(s.tty), stdin=bool(s.stdin), privileged=bool(s.privileged),
+            cap_add=s.cap_add or (), detach_keys=s.detach_keys, preserve_fds=s.preserve_fds or 0)
+        parse_detach_keys(s.detach_keys)  # bad keys are refused at create, not mid-stream
+        return C.IdReply(id=rec.id)
+
+    async def exec_start(self, p: C.ExecStartParams, ctx: Any):
+        execs = self.engine.execs
+        rec = execs.get(p.id)
+        attach = bool(p.attach)
+        if attach and not ctx.upgrade:
+            raise InvalidParameter("an attached ExecStart streams after its reply; call it with "
+                                   "upgrade", parameter="upgrade")
+        if rec.config.preserve_fds and not attach:
+            raise InvalidParameter("preserve_fds travel over the attached stream; start with attach",
+                                   parameter="attach")
+        size = (p.height or 0, p.width or 0)
+        sid, tty = rec.id, rec.config.tty
+        if not attach:
+            await execs.start(sid, tty_size=size)
+            return C.AttachReply(id=sid, tty=tty), None
+        keys = parse_detach_keys(rec.config.detach_keys)
+        writer = execs.log_writer(sid)
+        path = writer.path
+        pos = Position(writer.generation, 0)
+        if not rec.config.preserve_fds:
+            await execs.start(sid, tty_size=size)  # errors here are ordinary RPC errors
+
+        async def takeover(conn: Any) -> None:
+            chan = await RawChannel.detach(conn)
+            mode = MODE_RAW if tty else MODE_FRAMES
+            if rec.config.preserve_fds:
+                try:
+                    fds = await receive_fds(chan, rec.config.preserve_fds)
+                    try:
+                        await execs.start(sid, tty_size=size, fds=fds)
+                    finally:
+                        for fd in fds:
+                            os.close(fd)
+                except VarpodError as e:
+                    await chan.end({"error": e.rpc_name, "message": e.message}, mode)
+                    chan.close()
+                    return
+            follower = LogFollower(chan, path, writer, Selection(), True, mode)
+            session = AttachSession(chan, follower,
+                                    (lambda: execs.stdin_of(sid)) if rec.config.stdin else None,
+                                    keys, lambda: self._exec_exit(sid), close_stdin_on_eof=not tty)
+            await session.run(pos)
+
+        return C.AttachReply(id=sid, tty=tty), takeover
+
+    def _exec_exit(self, sid: str) -> dict[str, Any]:
+        try:
+            st = self.engine.execs.get(sid).state
+        except VarpodError:
+            return {}
+        if st.state != "exited":
+            return {}
+        return {"exit_code": st.exit_code, "exit_code_known": st.exit_code_known}
+
+    def exec_resize(self, p: C.ExecResizeParams, ctx: Any) -> C.Empty:
+        self.engine.execs.resize(p.id, p.height, p.width)
+        return C.Empty()
+
+    def exec_inspect(self, p: C.ExecIdParams, ctx: Any) -> C.ExecInspectReply:
+        return C.ExecInspectReply(exec=_exec_inspect(self.engine.execs.get(p.id)))
+
+    async def exec_stop(self, p: C.ExecStopParams, ctx: Any) -> C.ExecInspectReply:
+        timeout = 10 if p.timeout is None else p.timeout
+        if timeout < 0:
+            raise InvalidParameter("timeout must be >= 0", parameter="timeout")
+        return C.ExecInspectReply(exec=_exec_inspect(await self.engine.execs.stop(p.id, timeout)))
+
+    def exec_remove(self, p: C.ExecRemoveParams, ctx: Any) -> C.IdReply:
+        self.engine.execs.remove(p.id, bool(p.force))
+        return C.IdReply(id=p.id)
+
+    def exec_list(self, p: C.NameParams, ctx: Any) -> C.ExecListReply:
+        rec = self.engine.resolve(p.name)
+        sessions = sorted(self.engine.execs.of_container(rec.id), key=lambda r: r.state.created_at)
+        return C.ExecListReply(sessions=[_exec_inspect(r) for r in sessions])
+
     def inspect(self, p: C.NameParams, ctx: Any) -> C.InspectReply:
         return C.InspectReply(container=self.to_inspect(self.engine.inspect(p.name)))
 
@@ -259,6 +417,18 @@ class Service:
                                               MaximumRetryCount=cfg.restart.max_retries),
                 NetworkMode=cfg.network, ReadonlyRootfs=cfg.read_only,
                 AutoRemove=cfg.auto_remove, LogSizeMax=cfg.log_size_max))
+
+
+def _exec_inspect(rec: Any) -> C.ExecSession:
+    cfg, st = rec.config, rec.state
+    return C.ExecSession(
+        ID=rec.id, ContainerID=cfg.container_id, Running=st.state == "running",
+        ExitCode=st.exit_code, ExitCodeKnown=st.exit_code_known, Pid=st.pid,
+        OpenStdin=cfg.stdin, DetachKeys=cfg.detach_keys if cfg.detach_keys is not None else "",
+        CanRemove=st.state != "running", CreatedAt=rfc3339(st.created_at),
+        StartedAt=rfc3339(st.started_at), FinishedAt=rfc3339(st.finished_at),
+        ProcessConfig=C.ExecProcessConfig(entrypoint=cfg.command[0], arguments=cfg.command[1:],
+                                          tty=cfg.tty, user=cfg.user, privileged=cfg.privileged))
 
 
 def _state(rec: ContainerRecord) -> C.StateReply:

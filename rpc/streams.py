@@ -1,14 +1,25 @@
 """Upgraded connections: after the reply, the socket carries raw bytes.
 
 The socket is detached from its asyncio transport (we keep a dup of the fd)
-so the hot paths can hand it straight to ``sendfile`` or the C copy loop.
+so the hot path can hand it straight to the C relay.
 
-Log streams carry log records exactly as stored (``core.logfile``): replay is a
-``sendfile`` of the file's bytes. Attach streams carry 8-byte-header frames
-(or raw bytes for a TTY). Either ends with a control record/frame on stream 3
-whose payload (msgpack, or JSON on a varlink-JSON connection) says how it
-ended: ``{"end": "eof"}``, ``{"end": "detached"}``, ``{"exit_code": N}`` or
-``{"error": name, "message": text}``.
+Every output stream is a reader of a log: a container's log, or an exec
+session's. The relay converts stored records into what the stream carries:
+
+* Logs: records exactly as stored (``core.logfile``), ending with a control
+  record on stream 3;
+* attach/exec, no TTY: 8-byte-header frames, ending with a control frame on
+  stream 3;
+* attach/exec with a TTY: raw bytes; the connection closing is the end.
+
+The control payload (msgpack, or JSON on a varlink-JSON connection) says how
+the stream ended: ``{"end": "eof"}``, ``{"end": "exit", "exit_code": N}``,
+``{"end": "detached"}`` or ``{"error": name, "message": text}``.
+
+Reading from the log means a slow client never stalls the container or other
+clients: it just reads further behind, and the log keeps everything. Only a
+client that falls behind by more than the log keeps (``log_size_max`` times
+the rotated files kept) loses the part that was rotated away.
 """
 
 from __future__ import annotations
@@ -17,24 +28,20 @@ import asyncio
 import errno
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
-from ..core.errors import StreamBroken, VarpodError
-from ..core.logfile import (
-    HEADER,
-    OVERHEAD,
-    TRAILER,
-    LogWriter,
-    encode_record,
-    log_files,
-    parse_records,
-)
+from .. import native
+from ..core.errors import InvalidParameter, StreamBroken, VarpodError
+from ..core.logfile import HEADER, OVERHEAD, TRAILER, LogWriter, encode_record, log_files
 from ..core.logread import Position, Selection
+from ..core.stdio import StdinWriter
 
 log = logging.getLogger("varpod.streams")
 
 CONTROL = 3
-BLOCK = 1 << 20
+MODE_RECORDS, MODE_FRAMES, MODE_RAW = native.MODE_RECORDS, native.MODE_FRAMES, native.MODE_RAW
+NO_UNTIL = 2**63 - 1
 
 
 class RawChannel:
@@ -49,7 +56,10 @@ class RawChannel:
         self._loop = asyncio.get_running_loop()
         self.closed = False
         self.hangup: asyncio.Future[None] = self._loop.create_future()
-        self._on_data: Any = None
+        self._reading = False
+        # For Logs, the peer closing is a hangup. For attach it may only be the end
+        # of its stdin (a half-close) while it still reads our output.
+        self._eof_is_hangup = False
 
     @classmethod
     async def detach(cls, conn: Any) -> RawChannel:
@@ -91,30 +101,56 @@ class RawChannel:
             if self.task is not None:
                 self.task.cancel()
 
+    # -- input ---------------------------------------------------------------------------
+
     def watch_hangup(self) -> None:
-        """Resolve ``hangup`` when the peer closes (we read and discard what it sends)."""
-        def readable() -> None:
-            try:
-                data = os.read(self.fd, 65536)
-            except BlockingIOError:
+        """For streams without input: the peer closing resolves ``hangup``."""
+        self._eof_is_hangup = True
+        self.read_input(lambda data: True, lambda: None)
+
+    def read_input(self, on_data: Callable[[bytes], bool], on_eof: Callable[[], None]) -> None:
+        """Deliver what the peer sends; ``on_data`` returning False pauses reading."""
+        self._on_data, self._on_eof = on_data, on_eof
+        if self.leftover:
+            data, self.leftover = self.leftover, b""
+            if not on_data(data):
                 return
-            except OSError:
-                data = b""
-            if not data:
-                self._loop.remove_reader(self.fd)
-                if not self.hangup.done():
-                    self.hangup.set_result(None)
-        self._loop.add_reader(self.fd, readable)
+        self.resume_input()
+
+    def resume_input(self) -> None:
+        if not self._reading and not self.closed:
+            self._reading = True
+            self._loop.add_reader(self.fd, self._readable)
+
+    def pause_input(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self.fd)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.pause_input()
+            if self._eof_is_hangup and not self.hangup.done():
+                self.hangup.set_result(None)
+            self._on_eof()
+        elif not self._on_data(data):
+            self.pause_input()
+
+    # -- output ---------------------------------------------------------------------------
 
     async def writable(self) -> None:
         fut = self._loop.create_future()
         self._loop.add_writer(self.fd, fut.set_result, None)
         try:
-            done, _ = await asyncio.wait([fut, self.hangup], return_when=asyncio.FIRST_COMPLETED)
+            await fut
         finally:
             self._loop.remove_writer(self.fd)
-        if fut not in done:
-            raise StreamBroken("the client went away")
 
     async def send(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -128,31 +164,19 @@ class RawChannel:
                 raise StreamBroken(f"the client went away: {e.strerror}") from e
             view = view[n:]
 
-    async def sendfile(self, src: int, offset: int, count: int) -> None:
-        end = offset + count
-        while offset < end:
-            try:
-                n = os.sendfile(self.fd, src, offset, end - offset)
-            except BlockingIOError:
-                await self.writable()
-                continue
-            except OSError as e:
-                if e.errno in (errno.EPIPE, errno.ECONNRESET):
-                    raise StreamBroken("the client went away") from e
-                raise
-            if n == 0:
-                break  # the file is shorter than it was: stop here
-            offset += n
-
-    async def end(self, payload: dict[str, Any]) -> None:
-        await self.send(control_record(payload, self.encode))
+    async def end(self, payload: dict[str, Any], mode: int = MODE_RECORDS) -> None:
+        if mode == MODE_RAW:
+            return  # a TTY stream has nowhere to say it: closing is the end
+        body = self.encode(payload)
+        await self.send(control_record(payload, self.encode) if mode == MODE_RECORDS
+                        else native.encode_frame(CONTROL, body))
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             if self._registry is not None:
                 self._registry.discard(self)
-            self._loop.remove_reader(self.fd)
+            self.pause_input()
             self._loop.remove_writer(self.fd)
             os.close(self.fd)
 
@@ -161,16 +185,24 @@ def control_record(payload: dict[str, Any], encode: Any) -> bytes:
     return encode_record(CONTROL, encode(payload))
 
 
+def _stream_mask(sel: Selection) -> int:
+    return (2 if sel.stdout else 0) | (4 if sel.stderr else 0)
+
+
 class LogFollower:
-    """Sends a container's log records from a position, optionally following."""
+    """Relays a log from a position to a channel, optionally following it live."""
 
     def __init__(self, chan: RawChannel, path: str, writer: LogWriter | None, sel: Selection,
-                 follow: bool) -> None:
+                 follow: bool, mode: int = MODE_RECORDS) -> None:
         self.chan = chan
         self.path = path
         self.writer = writer
         self.sel = sel
         self.follow = follow and writer is not None
+        self.mode = mode
+        self._mask = _stream_mask(sel)
+        self._since = sel.since or 0
+        self._until = NO_UNTIL if sel.until is None else sel.until
         self._wake = asyncio.Event()
 
     def _current_generation(self) -> int:
@@ -191,6 +223,7 @@ class LogFollower:
         return None
 
     async def run(self, pos: Position) -> None:
+        """Send from ``pos`` until the end of the log (or its writer's finish, when following)."""
         if self.follow:
             self.writer.follow(self._wake.set)
         gen, offset, skip = pos.generation, pos.offset, pos.skip
@@ -200,11 +233,10 @@ class LogFollower:
                 if fd is not None:
                     try:
                         if await self._send_file(fd, offset, skip):
-                            break
+                            return
                     finally:
                         os.close(fd)
                 gen, offset, skip = gen + 1, 0, 0  # rotated: the next generation continues
-            await self.chan.end({"end": "eof"})
         finally:
             if self.follow:
                 self.writer.unfollow(self._wake.set)
@@ -213,28 +245,48 @@ class LogFollower:
         """Send this file from ``offset``; True when the whole stream is done."""
         if skip:
             offset = await self._send_partial(fd, offset, skip)
+        cursor = native.Cursor()
+        cursor.offset = offset
         while True:
             rotated = not self._is_current(fd)  # before the size: a rotated file is final
-            size = os.fstat(fd).st_size
-            if offset < size:
-                offset = await self._send_range(fd, offset, size)
-                if offset < 0:
-                    return True  # past --until
-                continue
+            end = os.fstat(fd).st_size if rotated or self.writer is None else self.writer.size
+            if cursor.offset < end or cursor.pending:
+                before = cursor.offset
+                try:
+                    _, blocked = native.relay(cursor, fd, end, self.chan.fd, self.mode, self._mask,
+                                              self._since, self._until)
+                except OSError as e:
+                    if e.errno in (errno.EPIPE, errno.ECONNRESET):
+                        raise StreamBroken("the client went away") from e
+                    raise
+                if cursor.past_until:
+                    return True
+                if blocked:
+                    await self._wait(self.chan.writable())
+                    continue
+                if cursor.offset != before or cursor.offset >= end:
+                    continue
             if rotated:
                 return False
             if not self.follow or self.writer.finished:
+                log.debug("stream of %s ends at %d", self.path, cursor.offset)
                 return True
             self._wake.clear()
             # Re-check after clearing: a write or rotation may have landed in between.
-            if os.fstat(fd).st_size > offset or self.writer.finished or not self._is_current(fd):
+            if self.writer.size > cursor.offset or self.writer.finished or not self._is_current(fd):
                 continue
-            waiter = asyncio.ensure_future(self._wake.wait())
+            await self._wait(self._wake.wait())
+
+    async def _wait(self, what: Any) -> None:
+        """Wait for ``what`` unless the client hangs up first."""
+        waiter = asyncio.ensure_future(what)
+        try:
             done, _ = await asyncio.wait([waiter, self.chan.hangup],
                                          return_when=asyncio.FIRST_COMPLETED)
+        finally:
             waiter.cancel()
-            if self.chan.hangup in done:
-                raise StreamBroken("the client went away")
+        if waiter not in done:
+            raise StreamBroken("the client went away")
 
     def _is_current(self, fd: int) -> bool:
         try:
@@ -245,47 +297,19 @@ class LogFollower:
         return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
 
     async def _send_partial(self, fd: int, offset: int, skip: int) -> int:
-        head = os.pread(fd, HEADER.size, offset)
-        stream, n = HEADER.unpack(head)
+        """The tail of a record that ``--tail`` starts in the middle of."""
+        stream, n = HEADER.unpack(os.pread(fd, HEADER.size, offset))
         raw = os.pread(fd, n + TRAILER.size, offset + HEADER.size)
         ts, _ = TRAILER.unpack_from(raw, n)
         rest = raw[skip:n]
-        if rest and self.sel.wants(stream) and self._in_time(ts):
-            await self.chan.send(encode_record(stream, rest, ts))
+        if rest and self.sel.wants(stream) and self._since <= ts <= self._until:
+            if self.mode == MODE_RECORDS:
+                await self.chan.send(encode_record(stream, rest, ts))
+            elif self.mode == MODE_FRAMES:
+                await self.chan.send(native.encode_frame(stream, rest))
+            else:
+                await self.chan.send(rest)
         return offset + n + OVERHEAD
-
-    def _in_time(self, ts: int) -> bool:
-        return (self.sel.since is None or ts >= self.sel.since) and (
-            self.sel.until is None or ts <= self.sel.until)
-
-    async def _send_range(self, fd: int, offset: int, end: int) -> int:
-        """Send records in [offset, end); returns the new offset, or -1 past --until."""
-        sel = self.sel
-        if sel.all_streams and sel.since is None and sel.until is None:
-            await self.chan.sendfile(fd, offset, end - offset)
-            return end
-        pending = b""
-        pos = offset
-        while pos < end:
-            chunk = os.pread(fd, min(BLOCK, end - pos), pos)
-            if not chunk:
-                break
-            buf = pending + chunk if pending else chunk
-            base = pos - len(pending)
-            pos += len(chunk)
-            records, used = parse_records(buf, base)
-            out = []
-            for rec in records:
-                if sel.until is not None and rec.time > sel.until:
-                    if out:
-                        await self.chan.send(b"".join(out))
-                    return -1
-                if sel.wants(rec.stream) and (sel.since is None or rec.time >= sel.since):
-                    out.append(buf[rec.offset - base : rec.offset - base + len(rec.payload) + OVERHEAD])
-            if out:
-                await self.chan.send(b"".join(out))
-            pending = buf[used:]
-        return pos - len(pending)
 
 
 async def serve_logs(chan: RawChannel, path: str, writer: LogWriter | None, pos: Position,
@@ -293,6 +317,7 @@ async def serve_logs(chan: RawChannel, path: str, writer: LogWriter | None, pos:
     chan.watch_hangup()
     try:
         await LogFollower(chan, path, writer, sel, follow).run(pos)
+        await chan.end({"end": "eof"})
     except StreamBroken:
         pass
     except VarpodError as e:
@@ -304,8 +329,174 @@ async def serve_logs(chan: RawChannel, path: str, writer: LogWriter | None, pos:
         chan.close()
 
 
-async def _try_end(chan: RawChannel, payload: dict[str, Any]) -> None:
+async def _try_end(chan: RawChannel, payload: dict[str, Any], mode: int = MODE_RECORDS) -> None:
     try:
-        await chan.end(payload)
+        await chan.end(payload, mode)
     except (StreamBroken, OSError):
         pass
+
+
+# -- attach ------------------------------------------------------------------------------------
+
+DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
+_CTRL_PUNCT = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """``ctrl-p,ctrl-q`` (docker's syntax) -> bytes; ``""`` disables detaching."""
+    if spec is None:
+        spec = DEFAULT_DETACH_KEYS
+    if spec == "":
+        return b""
+    out = bytearray()
+    for key in spec.split(","):
+        k = key.strip().lower()
+        if k.startswith("ctrl-") and len(k) == 6:
+            c = k[5]
+            if "a" <= c <= "z":
+                out.append(ord(c) - ord("a") + 1)
+                continue
+            if c in _CTRL_PUNCT:
+                out.append(_CTRL_PUNCT[c])
+                continue
+        elif len(key) == 1 and key.isascii():
+            out.append(ord(key))
+            continue
+        raise InvalidParameter(f"invalid detach key {key[:20]!r}: use ctrl-<a-z@[\\]^_> or one "
+                               "character, comma separated", parameter="detach_keys")
+    return bytes(out)
+
+
+class DetachFilter:
+    """Finds the detach sequence in a client's input; bytes that might start it are held back."""
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self._held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """(bytes to pass on, detach requested)."""
+        keys = self.keys
+        if not keys or (not self._held and keys[0] not in data):
+            return data, False
+        buf = self._held + data
+        out = bytearray()
+        i = 0
+        while i < len(buf):
+            j = buf.find(keys[0], i)
+            if j < 0:
+                out += buf[i:]
+                i = len(buf)
+                break
+            out += buf[i:j]
+            candidate = buf[j : j + len(keys)]
+            if candidate == keys:
+                self._held = b""
+                return bytes(out), True
+            if keys.startswith(candidate):  # the sequence may finish in the next read
+                self._held = candidate
+                return bytes(out), False
+            out.append(buf[j])
+            i = j + 1
+        self._held = b""
+        return bytes(out), False
+
+
+class AttachSession:
+    """One attached client: output from a log, input to stdin, detach keys watched."""
+
+    def __init__(self, chan: RawChannel, follower: LogFollower,
+                 stdin: Callable[[], StdinWriter | None] | None, detach_keys: bytes,
+                 exit_info: Callable[[], dict[str, Any]], close_stdin_on_eof: bool) -> None:
+        self.chan = chan
+        self.follower = follower
+        self._stdin = stdin
+        self._filter = DetachFilter(detach_keys)
+        self._exit_info = exit_info
+        self._close_on_eof = close_stdin_on_eof
+        self._detached = asyncio.get_running_loop().create_future()
+        self._writer: StdinWriter | None = None
+
+    async def run(self, pos: Position) -> None:
+        mode = self.follower.mode
+        if self._stdin is not None:
+            self.chan.read_input(self._on_input, self._on_input_eof)
+        output = asyncio.ensure_future(self.follower.run(pos))
+        try:
+            done, _ = await asyncio.wait([output, self._detached],
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if self._detached in done:
+                output.cancel()
+                await _try_end(self.chan, {"end": "detached"}, mode)
+                return
+            output.result()
+            await self.chan.end({"end": "exit", **self._exit_info()}, mode)
+        except StreamBroken:
+            pass
+        except VarpodError as e:
+            await _try_end(self.chan, {"error": e.rpc_name, "message": e.message}, mode)
+        except Exception as e:
+            log.exception("attach stream failed")
+            await _try_end(self.chan, {"error": "io.varpod.System.InternalError",
+                                       "message": str(e)}, mode)
+        finally:
+            output.cancel()
+            if self._writer is not None and self._resume in self._writer.on_drained:
+                self._writer.on_drained.remove(self._resume)
+            self.chan.close()
+
+    def _on_input(self, data: bytes) -> bool:
+        data, detach = self._filter.feed(data)
+        writer = self._stdin() if self._stdin is not None else None
+        ok = True
+        if data and writer is not None:
+            if writer is not self._writer:
+                self._writer = writer
+                writer.on_drained.append(self._resume)
+            ok = writer.write(data)
+        if detach and not self._detached.done():
+            self._detached.set_result(None)
+            return False
+        return ok
+
+    def _resume(self) -> None:
+        self.chan.resume_input()
+
+    def _on_input_eof(self) -> None:
+        writer = self._stdin() if self._stdin is not None else None
+        if writer is not None and self._close_on_eof:
+            writer.close()
+
+
+async def receive_fds(chan: RawChannel, count: int, timeout: float = 30.0) -> list[int]:
+    """The fds a client sends right after an upgrade (one byte carrying SCM_RIGHTS)."""
+    import socket
+
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(fileno=os.dup(chan.fd))  # a socket object for recvmsg; closing it closes the dup
+    sock.setblocking(False)
+    try:
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                msg, fds, _, _ = socket.recv_fds(sock, 1, count)
+                break
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_reader(chan.fd, ready.set_result, None)
+                try:
+                    await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
+                except TimeoutError:
+                    raise InvalidParameter("the client did not send its preserved fds",
+                                           parameter="preserve_fds") from None
+                finally:
+                    loop.remove_reader(chan.fd)
+    finally:
+        sock.close()
+    if not msg or len(fds) != count:
+        for fd in fds:
+            os.close(fd)
+        raise InvalidParameter(f"expected {count} fds, received {len(fds)}", parameter="preserve_fds")
+    for fd in fds:
+        os.set_inheritable(fd, False)
+    return fds

@@ -23,6 +23,8 @@ def find_busybox() -> str:
 def build(root: str) -> str:
     busybox = find_busybox()
     root = os.path.abspath(root)
+    os.makedirs(root, exist_ok=True)
+    os.chmod(root, 0o755)  # non-root users in the container must traverse "/"
     for d in ("bin", "proc", "sys", "dev", "etc", "tmp", "root", "var/log"):
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.chmod(os.path.join(root, "tmp"), 0o1777)

@@ -181,3 +181,112 @@ class LogsParams(msgspec.Struct, forbid_unknown_fields=True):
 class LogsReply(msgspec.Struct):
     id: str
     tty: bool
+
+
+class AttachParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    stdin: bool | None = None
+    stdout: bool | None = None
+    stderr: bool | None = None
+    detach_keys: str | None = None
+    logs: bool | None = None
+    stream: bool | None = None
+    start: bool | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+class AttachReply(msgspec.Struct):
+    id: str
+    tty: bool
+
+
+class ResizeParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    height: int
+    width: int
+
+
+class Empty(msgspec.Struct):
+    pass
+
+
+class ExecSpec(msgspec.Struct, forbid_unknown_fields=True):
+    command: list[str]
+    env: list[str] | None = None
+    workdir: str | None = None
+    user: str | None = None
+    tty: bool | None = None
+    stdin: bool | None = None
+    privileged: bool | None = None
+    cap_add: list[str] | None = None
+    detach_keys: str | None = None
+    preserve_fds: int | None = None
+
+
+class ExecProcessConfig(msgspec.Struct):
+    entrypoint: str
+    arguments: list[str]
+    tty: bool
+    user: str
+    privileged: bool
+
+
+class ExecSession(msgspec.Struct):
+    ID: str
+    ContainerID: str
+    Running: bool
+    ExitCode: int
+    ExitCodeKnown: bool
+    Pid: int
+    OpenStdin: bool
+    DetachKeys: str
+    CanRemove: bool
+    CreatedAt: str
+    StartedAt: str
+    FinishedAt: str
+    ProcessConfig: ExecProcessConfig
+
+
+class ExecCreateParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    spec: ExecSpec
+
+
+class IdReply(msgspec.Struct):
+    id: str
+
+
+class ExecStartParams(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    attach: bool | None = None
+    height: int | None = None
+    width: int | None = None
+
+
+class ExecResizeParams(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    height: int
+    width: int
+
+
+class ExecIdParams(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+
+
+class ExecInspectReply(msgspec.Struct):
+    exec: ExecSession
+
+
+class ExecStopParams(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    timeout: int | None = None
+
+
+class ExecRemoveParams(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    force: bool | None = None
+
+
+class ExecListReply(msgspec.Struct):
+    sessions: list[ExecSession]

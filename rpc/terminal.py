@@ -1,0 +1,218 @@
+"""The CLI side of an attached session: terminal in, container out, no asyncio.
+
+One ``poll`` loop moves the local stdin to the socket and the socket's frames
+to the local stdout/stderr (demultiplexed by the C loop straight into the fds).
+With a TTY the local terminal is put in raw mode and always restored, and
+SIGWINCH becomes a resize call. Without a TTY, SIGINT/SIGTERM are passed to
+the container (podman's --sig-proxy) instead of killing the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .. import native
+
+CONTROL = 3
+_IN = select.POLLIN | select.POLLHUP | select.POLLERR
+
+
+def terminal_size(fd: int = 1) -> tuple[int, int] | None:
+    try:
+        size = os.get_terminal_size(fd)
+    except OSError:
+        return None
+    return size.lines, size.columns
+
+
+@contextlib.contextmanager
+def raw_terminal(fd: int) -> Iterator[None]:
+    """Raw mode for the session; the old settings come back whatever happens."""
+    import termios
+    import tty
+
+    if not os.isatty(fd):
+        yield
+        return
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+class SessionRelay:
+    """Runs one attached session to its end; returns the end payload (empty for a TTY)."""
+
+    def __init__(self, sock_fd: int, leftover: bytes, *, tty: bool, send_stdin: bool,
+                 decode_control: Callable[[bytes], dict], on_resize: Callable[[int, int], None],
+                 on_signal: Callable[[int], None]) -> None:
+        self.sock = sock_fd
+        self.buf = leftover
+        self.tty = tty
+        self.send_stdin = send_stdin
+        self.decode_control = decode_control
+        self.on_resize = on_resize
+        self.on_signal = on_signal
+        self.outgoing = bytearray()
+        self.end: dict[str, Any] = {}
+
+    def run(self) -> dict[str, Any]:
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        old_wakeup = signal.set_wakeup_fd(wake_w)
+        signals = [signal.SIGWINCH] if self.tty else [signal.SIGINT, signal.SIGTERM]
+        old_handlers = {s: signal.signal(s, lambda *_: None) for s in signals}
+        os.set_blocking(self.sock, False)
+        try:
+            if self.tty:
+                self._resize()
+            return self._loop(wake_r)
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _resize(self) -> None:
+        size = terminal_size(0) or terminal_size(1)
+        if size:
+            self.on_resize(*size)
+
+    def _loop(self, wake_r: int) -> dict[str, Any]:
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
+        if self.send_stdin:
+            poller.register(0, select.POLLIN)
+        if self.buf and self._output(b"", eof=False):
+            return self.end
+        while True:
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                if fd == wake_r:
+                    self._signals(wake_r)
+                elif fd == self.sock:
+                    if ev & select.POLLOUT:
+                        self._flush(poller)
+                    if ev & _IN:
+                        try:
+                            data = os.read(self.sock, 1 << 20)
+                        except BlockingIOError:
+                            continue
+                        except ConnectionResetError:
+                            data = b""
+                        if self._output(data, eof=not data):
+                            return self.end
+                elif fd == 0 and ev & _IN:
+                    self._stdin(poller)
+
+    def _stdin(self, poller: select.poll) -> None:
+        try:
+            data = os.read(0, 65536)
+        except InterruptedError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            poller.unregister(0)
+            if not self.tty:
+                self._eof_pending = True  # the container's EOF, once queued input is out
+                self._flush(poller)
+            return
+        self.outgoing += data
+        self._flush(poller)
+        if len(self.outgoing) > (1 << 20):  # the container is not reading: stop reading for it
+            poller.unregister(0)
+            self._stdin_paused = True
+
+    _eof_pending = False
+    _stdin_paused = False
+
+    def _flush(self, poller: select.poll) -> None:
+        while self.outgoing:
+            try:
+                n = os.write(self.sock, self.outgoing)
+            except BlockingIOError:
+                poller.modify(self.sock, select.POLLIN | select.POLLOUT)
+                return
+            except OSError:
+                self.outgoing.clear()
+                break
+            del self.outgoing[:n]
+        poller.modify(self.sock, select.POLLIN)
+        if self._stdin_paused:
+            self._stdin_paused = False
+            poller.register(0, select.POLLIN)
+        if self._eof_pending:
+            self._eof_pending = False
+            _half_close(self.sock)
+
+    def _signals(self, wake_r: int) -> None:
+        try:
+            numbers = os.read(wake_r, 256)
+        except BlockingIOError:
+            return
+        for sig in numbers:
+            if sig == signal.SIGWINCH:
+                self._resize()
+            else:
+                self.on_signal(sig)
+
+    def _output(self, data: bytes, *, eof: bool) -> bool:
+        """Write what arrived; True when the session has ended."""
+        if self.tty:
+            if self.buf or data:
+                _write_all(1, self.buf + data)
+                self.buf = b""
+            return eof  # a TTY stream has no end frame: the close is the end
+        buf = self.buf + data if self.buf else data
+        consumed, control_at = native.demux(buf, native.MODE_FRAMES, 1, 2)
+        buf = buf[consumed:]
+        if control_at >= 0:
+            n = int.from_bytes(buf[4:8], "big")
+            if len(buf) >= 8 + n:
+                self.end = self.decode_control(bytes(buf[8 : 8 + n]))
+                return True
+        self.buf = buf
+        if eof:
+            self.end = {"error": "io.varpod.Stream.StreamBroken",
+                        "message": "the daemon closed the stream without saying how it ended"}
+        return eof
+
+
+def _half_close(fd: int) -> None:
+    import _socket
+
+    sock = _socket.socket(fileno=os.dup(fd))
+    try:
+        sock.shutdown(_socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        view = view[n:]
+
+
+def stdin_is_tty() -> bool:
+    return sys.stdin is not None and os.isatty(0)
