@@ -696,6 +696,11 @@ class Engine:
 
     # -- queries --------------------------------------------------------------------------------
 
+    @property
+    def version(self) -> int:
+        """Changes whenever any container's record does."""
+        return self._store.version
+
     def inspect(self, ref: str) -> ContainerRecord:
         return self.resolve(ref)
 

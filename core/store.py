@@ -58,6 +58,7 @@ class Store:
         self._events_since_trim = 0
         self._by_id: dict[str, ContainerRecord] = {}
         self._by_name: dict[str, str] = {}
+        self.version = 0  # bumped on every container change: readers cache against it
         for cid, config, state in self._db.execute("SELECT id, config, state FROM containers"):
             rec = ContainerRecord(_decode_config(config), _decode_state(state))
             self._by_id[cid] = rec
@@ -79,6 +80,7 @@ class Store:
             )
         self._by_id[rec.id] = rec
         self._by_name[rec.name] = rec.id
+        self.version += 1
 
     def save(self, rec: ContainerRecord) -> ContainerRecord:
         """Persist a new state for an existing container; returns ``rec`` for chaining."""
@@ -89,12 +91,14 @@ class Store:
                 "UPDATE containers SET state = ? WHERE id = ?", (_encode(rec.state), rec.id)
             )
         self._by_id[rec.id] = rec
+        self.version += 1
         return rec
 
     def delete(self, cid: str) -> None:
         rec = self._by_id.pop(cid, None)
         if rec is not None:
             self._by_name.pop(rec.name, None)
+        self.version += 1
         with self._lock:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM exec_sessions WHERE container_id = ?", (cid,))

@@ -1,12 +1,9 @@
 """cffi (API mode) build of varpod.native._streamio; run by setup.py's cffi_modules."""
 
-import os
-from pathlib import Path
-
 from cffi import FFI
 
-# setuptools wants paths relative to setup.py, which is where builds run from.
-SRC = Path(os.path.relpath(Path(__file__).resolve().parent / "src"))
+# Relative to setup.py, which is where setuptools runs builds from (it refuses absolute paths).
+SRC = "native/src"
 
 ffi = FFI()
 ffi.cdef(
@@ -34,8 +31,8 @@ ffi.cdef(
 ffi.set_source(
     "varpod.native._streamio",
     '#include "streamio.h"',
-    sources=[str(SRC / "streamio.c")],
-    include_dirs=[str(SRC)],
+    sources=[f"{SRC}/streamio.c"],
+    include_dirs=[SRC],
     extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"],
 )
 

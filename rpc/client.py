@@ -11,13 +11,30 @@ import _socket as socket  # the C module: `socket` costs ~6 ms more of CLI start
 import array
 import os
 from collections import deque
-from typing import Any
 
 from ..core.errors import DaemonNotRunning, StreamBroken, from_wire
-from ..core.logfile import Record
 from .api import API, pick, result_type
-from .framing import MODE_FRAMES, MODE_RECORDS, StreamDecoder
-from .protocol import ClientConnection, Reply
+from .protocol import ClientConnection
+
+TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .protocol import Reply
+
+MODE_RECORDS, MODE_FRAMES = 0, 1  # varpod.native's: imported (with the C module) only by streams
+
+
+def _decoder(codec: Any, fmt: int) -> Any:
+    from .framing import StreamDecoder
+
+    return StreamDecoder(codec, fmt)
+
+
+def _record(stream: int, ts: int, payload: bytes) -> Any:
+    from ..core.logfile import Record
+
+    return Record(stream, ts, payload, 0)
 
 DEFAULT_SOCKET = "/run/varpod/varpod.sock"
 
@@ -161,12 +178,12 @@ class Client(_Results, API):
 
     def _read_records(self):
         """Log records after an upgrade, up to the end record; closes this connection."""
-        decoder = StreamDecoder(self._conn.codec, MODE_RECORDS)
+        decoder = _decoder(self._conn.codec, MODE_RECORDS)
         decoder.feed(self._conn.take_rest())
         try:
             while True:
                 for stream, payload, ts in decoder.entries():
-                    yield Record(stream, ts, payload, 0)
+                    yield _record(stream, ts, payload)
                 if decoder.ended:
                     decoder.check()
                     return
@@ -204,11 +221,11 @@ class Client(_Results, API):
 class _Slot:
     """A caller waiting for its replies on an AsyncClient connection."""
 
-    __slots__ = ("done", "replies")
+    __slots__ = ("event", "replies")
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
-        self.done = False
+        self.event: Any = None  # set while the caller sleeps, waiting for a reply or its turn
 
 
 class AsyncClient(_Results, API):
@@ -227,9 +244,10 @@ class AsyncClient(_Results, API):
         self._raw = raw
         self._stream_obj = stream
         self._conn = ClientConnection(_codec(raw))
-        self._slots: deque[_Slot] = deque()
-        self._send_lock = anyio.Lock()
-        self._read_lock = anyio.Lock()
+        self._slots: deque[_Slot] = deque()  # awaiting a reply, in send order
+        self._outgoing: list[bytes] = []
+        self._sending = False
+        self._reading = False
 
     @classmethod
     async def connect(cls, path: str | None = None, *, raw: bool = False) -> AsyncClient:
@@ -253,38 +271,60 @@ class AsyncClient(_Results, API):
 
     async def _send_call(self, method: str, params: dict[str, Any], more: bool,
                          upgrade: bool = False) -> _Slot:
+        """Queue the call; whoever is already sending takes it along in the same write."""
         slot = _Slot()
-        async with self._send_lock:
-            data = self._conn.send_call(method, params, more=more, upgrade=upgrade)
-            self._slots.append(slot)
+        self._outgoing.append(self._conn.send_call(method, params, more=more, upgrade=upgrade))
+        self._slots.append(slot)
+        if not self._sending:
+            self._sending = True
             try:
-                await self._stream_obj.send(data)
+                while self._outgoing:
+                    data = b"".join(self._outgoing)
+                    self._outgoing.clear()
+                    await self._stream_obj.send(data)
             except (OSError, self._anyio.BrokenResourceError, self._anyio.ClosedResourceError) as e:
                 raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+            finally:
+                self._sending = False
         return slot
 
     async def _next(self, slot: _Slot) -> Reply:
-        """The slot's next reply; whoever holds the read lock reads for everyone.
-
-        The lock is released after every read, and anyio's lock is fair, so a
-        caller whose reply another caller received gets to take it promptly.
-        """
+        """The slot's next reply. One caller at a time reads for everyone and wakes
+        those whose replies it found; when its own has come it hands the reading on."""
         while not slot.replies:
-            async with self._read_lock:
-                if slot.replies:
-                    break
-                try:
-                    data = await self._stream_obj.receive()
-                except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
-                    raise StreamBroken("the daemon closed the connection") from e
-                self._conn.receive_data(data)
-                while (reply := self._conn.next_reply()) is not None:
-                    head = self._slots[0]
-                    head.replies.append(reply)
-                    if not reply.continues:
-                        head.done = True
-                        self._slots.popleft()
+            if self._reading:
+                slot.event = self._anyio.Event()
+                await slot.event.wait()
+                slot.event = None
+                continue
+            self._reading = True
+            try:
+                while not slot.replies:
+                    await self._read_once()
+            finally:
+                self._reading = False
+                # The next caller still waiting becomes the reader.
+                nxt = next((s for s in self._slots if not s.replies and s.event is not None), None)
+                if nxt is not None:
+                    nxt.event.set()
         return slot.replies.popleft()
+
+    async def _read_once(self) -> None:
+        try:
+            data = await self._stream_obj.receive()
+        except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
+            for s in self._slots:
+                if s.event is not None:
+                    s.event.set()
+            raise StreamBroken("the daemon closed the connection") from e
+        self._conn.receive_data(data)
+        while (reply := self._conn.next_reply()) is not None:
+            head = self._slots[0]
+            head.replies.append(reply)
+            if not reply.continues:
+                self._slots.popleft()
+            if head.event is not None:
+                head.event.set()
 
     async def _call(self, method: str, params: dict[str, Any], rtype: str,
                     field: str | None = None) -> Any:
@@ -313,11 +353,11 @@ class AsyncClient(_Results, API):
     async def _arecords(self, method: str, params: dict[str, Any]):
         sub, _ = await self._open_upgraded(method, params)
         try:
-            decoder = StreamDecoder(sub._conn.codec, MODE_RECORDS)
+            decoder = _decoder(sub._conn.codec, MODE_RECORDS)
             decoder.feed(sub._conn.take_rest())
             while True:
                 for stream, payload, ts in decoder.entries():
-                    yield Record(stream, ts, payload, 0)
+                    yield _record(stream, ts, payload)
                 if decoder.ended:
                     decoder.check()
                     return
@@ -368,7 +408,7 @@ class AttachStream:
         self._conn = conn
         self.tty = tty
         self._resize = resize
-        self._decoder = StreamDecoder(conn._conn.codec, MODE_FRAMES)
+        self._decoder = _decoder(conn._conn.codec, MODE_FRAMES)
         self._decoder.feed(conn._conn.take_rest())
         self.end: dict[str, Any] = {}
         self.closed = False
@@ -443,7 +483,7 @@ class AsyncAttachStream:
         self._conn = conn
         self.tty = tty
         self._resize = resize
-        self._decoder = StreamDecoder(conn._conn.codec, MODE_FRAMES)
+        self._decoder = _decoder(conn._conn.codec, MODE_FRAMES)
         self._decoder.feed(conn._conn.take_rest())
         self.end: dict[str, Any] = {}
 

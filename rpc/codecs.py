@@ -91,6 +91,10 @@ class _ServerCodec:
     def encode_control(self, payload: dict[str, Any]) -> bytes:
         return self._enc.encode(payload)
 
+    def encode_value(self, value: Any) -> msgspec.Raw:
+        """Pre-encoded reply parameters, for replies that are cached."""
+        return msgspec.Raw(self._enc.encode(value))
+
     def decoder(self, ptype: Any) -> Any:
         return self._module.Decoder(ptype)
 

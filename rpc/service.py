@@ -80,6 +80,10 @@ class Service:
         self.bus = bus
         self.static_info = info  # filled at start-up: runtimes, paths, loop
         self.server: Any = None  # set once the server exists (for connection counts)
+        # List is polled (ps, dashboards): its encoded reply is reused until a record
+        # changes or the second ticks (Status says "Up 5 seconds").
+        self._list_cache: dict[tuple[bool, bool], tuple[tuple[int, int], Any]] = {}
+        self._summaries: dict[str, tuple[ContainerRecord, C.ContainerSummary]] = {}
 
     def register(self, reg: Registry) -> None:
         add = reg.add
@@ -388,9 +392,31 @@ class Service:
     def inspect(self, p: C.NameParams, ctx: Any) -> C.InspectReply:
         return C.InspectReply(container=self.to_inspect(self.engine.inspect(p.name)))
 
-    def list(self, p: C.ListParams, ctx: Any) -> C.ListReply:
+    def list(self, p: C.ListParams, ctx: Any) -> C.ListReply | msgspec.Raw:
+        codec = ctx.connection.proto.codec
+        key = (bool(p.all), codec.json)
         now = time.time_ns()
-        return C.ListReply(containers=[_summary(r, now) for r in self.engine.list(bool(p.all))])
+        stamp = (self.engine.version, now // 10**9)
+        hit = self._list_cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        recs = self.engine.list(bool(p.all))
+        reply = codec.encode_value(C.ListReply(containers=[self._summary(r, now) for r in recs]))
+        self._list_cache[key] = (stamp, reply)
+        if p.all and len(self._summaries) > len(recs) + 64:  # forget removed containers
+            ids = {r.id for r in recs}
+            self._summaries = {k: v for k, v in self._summaries.items() if k in ids}
+        return reply
+
+    def _summary(self, rec: ContainerRecord, now: int) -> C.ContainerSummary:
+        hit = self._summaries.get(rec.id)
+        if hit is None or hit[0] is not rec:  # records are replaced, never changed, on save
+            summary = _summary(rec, now)
+            self._summaries[rec.id] = (rec, summary)
+            return summary
+        summary = hit[1]
+        status = status_text(rec, now)
+        return summary if summary.Status == status else msgspec.structs.replace(summary, Status=status)
 
     def to_inspect(self, rec: ContainerRecord) -> C.ContainerInspect:
         cfg, st = rec.config, rec.state
