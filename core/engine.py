@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from .acct import ExitLedger
 from .errors import (
     ContainerNotInRuntime,
     ContainerStopped,
@@ -44,10 +45,10 @@ from .model import (
 )
 from .monitor import ExitInfo, Monitor
 from .paths import check_id
-from .runtime import RuntimeRegistry
+from .runtime import OCIRuntime, RuntimeRegistry, RuntimeState
 from .spec import oci_config, resolve_user, write_etc_files
 from .states import LIVE_STATES, Action, State, next_state
-from .stdio import ContainerIO, OutputPump, StdinWriter
+from .stdio import ContainerIO, StdinWriter
 from .store import Store
 from .tasks import Tasks
 
@@ -66,6 +67,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     drain_timeout: float = 5.0
     log_size_max: int = 0
     log_keep: int = 2
+    exit_accounting: bool = False
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,6 +143,7 @@ class Engine:
         self.unclean_start = not os.path.exists(self._clean_marker)
         if not self.unclean_start:
             os.unlink(self._clean_marker)
+        self.ledger = ExitLedger(os.path.join(config.run_root, "acct"), config.exit_accounting)
 
     # -- paths --------------------------------------------------------------------
 
@@ -340,6 +343,7 @@ class Engine:
         except FileNotFoundError:
             pass
         stdio = io.open()
+        launched_at = time.time_ns()
         console = asyncio.ensure_future(io.receive_console(*live.tty_size)) if tty else None
         try:
             with self._monitor.hold_reaping():
@@ -365,7 +369,7 @@ class Engine:
         run.handler = self._tasks.spawn(self._handle_exit(rec.id, run), name=f"exit-{rec.id[:12]}")
         now = time.time_ns()
         changes: dict = {"state": State.CREATED, "pid": pid, "error": "", "exit_code": 0,
-                         "exit_code_known": True}
+                         "exit_code_known": True, "launched_at": launched_at}
         if start:
             changes.update(state=State.RUNNING, started_at=now, finished_at=0)
         rec = self._save(rec.with_state(**changes))
@@ -395,14 +399,10 @@ class Engine:
             if live.log is not None:
                 live.log.finish()
             try:
-                new = next_state(rec.state.state, Action.DIED)
+                rec = self._record_death(rec, info, run.pid)
             except InvalidState:
                 log.error("BUG: container %s died while %s; exit not recorded", cid, rec.state.state)
                 return
-            code = info.code if info.code is not None else -1
-            rec = self._save(rec.with_state(state=new, pid=0, exit_code=code,
-                                            exit_code_known=info.known, finished_at=info.time))
-            self._emit(rec, "died", exitCode=code if info.known else "unknown")
             await self.execs.settle(cid, self.config.drain_timeout)  # they die with its pid namespace
             rec = await self._cleanup_locked(rec)
             quick = time.monotonic_ns() - run.started < QUICK_RUN_NS
@@ -417,6 +417,21 @@ class Engine:
                 await self.remove(cid)
             except NoSuchContainer:
                 pass
+
+    def _record_death(self, rec: ContainerRecord, info: ExitInfo | None, pid: int) -> ContainerRecord:
+        """DIED: the exit code from waitid, else from the exit ledger, else unknown."""
+        new = next_state(rec.state.state, Action.DIED)
+        if info is None or not info.known:
+            found = self.ledger.lookup(pid, rec.state.launched_at or rec.state.started_at)
+            if found is not None:
+                info = found
+        known = info is not None and info.known
+        code = info.code if known else -1
+        finished = info.time if info is not None and info.time else time.time_ns()
+        rec = self._save(rec.with_state(state=new, pid=0, exit_code=code, exit_code_known=known,
+                                        finished_at=finished))
+        self._emit(rec, "died", exitCode=code if known else "unknown")
+        return rec
 
     async def _cleanup_locked(self, rec: ContainerRecord) -> ContainerRecord:
         runtime = self._runtimes.get(rec.config.runtime)
@@ -744,62 +759,75 @@ class Engine:
     # -- daemon start and stop -----------------------------------------------------------------
 
     async def recover(self) -> None:
-        """Re-adopt what survived a daemon restart; settle what did not."""
-        for rec in self._store.all():
+        """Re-adopt what survived a daemon restart; settle what did not; collect leftovers."""
+        self.ledger.start()
+        seen: dict[str, tuple[OCIRuntime, RuntimeState]] = {}
+        for runtime in self._runtimes.available():
             try:
-                await self._recover_one(rec)
+                for cid, st in (await runtime.list()).items():
+                    seen[cid] = (runtime, st)
+            except VarpodError as e:
+                log.error("listing %s containers failed: %s", runtime.name, e)
+        for rec in self._store.all():
+            found = seen.pop(rec.id, None)
+            try:
+                await self._recover_one(rec, found[1] if found else None)
             except Exception:
                 log.exception("recovering container %s failed", rec.id)
+        self.execs.recover()
+        for cid, (runtime, _) in seen.items():  # in the runtime, unknown to the store
+            log.warning("deleting runtime container %s that no record owns", cid)
+            await _quietly(runtime.delete(cid, None, force=True))
         self._collect_stale()
+        self.ledger.forget_old()
+        if self.ledger.enabled:
+            self._tasks.spawn(self._rotate_ledger(), name="acct-rotate")
 
-    async def _recover_one(self, rec: ContainerRecord) -> None:
+    async def _rotate_ledger(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            self.ledger.rotate_if_large()
+
+    async def _recover_one(self, rec: ContainerRecord, st: RuntimeState | None) -> None:
         cid = rec.id
         async with self._locks.hold(cid):
             state = rec.state.state
             if state is State.REMOVING:
-                await self._dispose(rec)
+                await self._dispose(rec, in_runtime=st is not None)
                 self._emit(rec, "remove")
                 return
-            if state is State.STOPPED:
-                await self._cleanup_locked(rec)
+            alive = st is not None and st.status != "stopped" and not _pid_gone(st.pid)
+            if alive:
+                # Running: adopt it, whatever the record said (a start the crash cut
+                # short still started it). A stop the crash interrupted is finished.
+                self._adopt(rec, st.pid, st.status)
+                if state is State.STOPPING:
+                    self._tasks.spawn(self.stop(cid), name=f"stop-{cid[:12]}")
                 return
-            if state not in LIVE_STATES:
-                return
-            runtime = self._runtimes.get(rec.config.runtime)
-            try:
-                st = await runtime.state(cid, self._runtime_log(cid))
-            except ContainerNotInRuntime:
-                st = None
-            if st is None or st.status == "stopped" or _pid_gone(st.pid):
-                rec = self._save(rec.with_state(state=next_state(state, Action.DIED), pid=0,
-                                                exit_code=-1, exit_code_known=False,
-                                                finished_at=time.time_ns()))
-                self._emit(rec, "died", exitCode="unknown")
-                await self._cleanup_locked(rec)
-                return
-            self._adopt(rec, st.pid, st.status)
+            if state in LIVE_STATES:  # it ended while no daemon watched
+                rec = self._record_death(rec, None, rec.state.pid)
+                state = rec.state.state
+            if state is State.STOPPED or (st is not None and st.status == "stopped"):
+                rec = await self._cleanup_locked(rec)
+                if self._should_restart(rec) and rec.state.state is State.EXITED:
+                    live = self._live_of(cid)
+                    live.restart_task = self._tasks.spawn(self._restart_later(cid, 0.0),
+                                                          name=f"restart-{cid[:12]}")
 
     def _adopt(self, rec: ContainerRecord, pid: int, status: str) -> None:
         """Watch a container started by an earlier daemon and resume copying its output."""
-        bundle = self.bundle_dir(rec.id)
-        logw = self.log_writer(rec)
-        io = ContainerIO(bundle, logw, stdin=False)
-        for name, stream in (("stdout", 1), ("stderr", 2)):
-            path = os.path.join(bundle, name)
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError as e:
-                log.warning("container %s: cannot reopen %s: %s", rec.id, name, e)
-                continue
-            io.pumps.append(OutputPump(fd, stream, logw))
+        io = ContainerIO.reopen(self.bundle_dir(rec.id), self.log_writer(rec))
         run = Run(pid, self._monitor.watch(pid), io)
         live = self._live_of(rec.id)
         live.run = run
         run.handler = self._tasks.spawn(self._handle_exit(rec.id, run), name=f"exit-{rec.id[:12]}")
         state = {"running": State.RUNNING, "paused": State.PAUSED, "created": State.CREATED}[status]
-        if state is not rec.state.state:
+        if state is not rec.state.state or pid != rec.state.pid:
             log.warning("container %s was %s, the runtime says %s", rec.name, rec.state.state, status)
-            rec = self._save(rec.with_state(state=state, pid=pid))
+            changes: dict = {"state": state, "pid": pid}
+            if not rec.state.started_at and state is not State.CREATED:
+                changes["started_at"] = time.time_ns()
+            rec = self._save(rec.with_state(**changes))
         log.info("re-adopted container %s (pid %d, %s)", rec.name, pid, status)
 
     def _collect_stale(self) -> None:

@@ -102,11 +102,26 @@ class ExecSessions:
                 log.error("unreadable exec session %s dropped", sid)
                 self._store.delete_exec(sid)
                 continue
-            if rec.state.state == "running":  # the daemon restarted under it: status unknown
-                rec = rec.with_state(state="exited", exit_code=-1, exit_code_known=False,
-                                     finished_at=time.time_ns())
-                self._store.save_exec(sid, rec.config.container_id, _encode(rec))
             self._sessions[sid] = rec
+
+    def recover(self) -> None:
+        """Sessions an earlier daemon left running: watched again, or settled if gone."""
+        for rec in [r for r in self._sessions.values() if r.state.state == "running"]:
+            pid = rec.state.pid
+            if _alive(pid):
+                d = self._dir(rec)
+                live = self._live[rec.id] = _Live(LogWriter(os.path.join(d, "log"),
+                                                            size_max=EXEC_LOG_MAX, keep=1))
+                live.io = ContainerIO.reopen(d, live.log)
+                live.exited = self._engine._monitor.watch(pid)
+                live.handler = self._engine._tasks.spawn(self._handle_exit(rec.id, live),
+                                                         name=f"exec-{rec.id[:12]}")
+                continue
+            info = self._engine.ledger.lookup(pid, rec.state.started_at)
+            known = info is not None and info.known
+            self._save(rec.with_state(state="exited", pid=0, exit_code=info.code if known else -1,
+                                      exit_code_known=known,
+                                      finished_at=info.time if known and info.time else time.time_ns()))
 
     # -- paths --------------------------------------------------------------------------------
 
@@ -225,6 +240,10 @@ class ExecSessions:
 
     async def _handle_exit(self, sid: str, live: _Live) -> None:
         info = await live.exited
+        if not info.known:  # not our child: started before a daemon restart
+            rec = self._sessions.get(sid)
+            found = self._engine.ledger.lookup(rec.state.pid, rec.state.started_at) if rec else None
+            info = found or info
         if live.io is not None:
             drained = await live.io.drained(self._engine.config.drain_timeout)
             log.debug("exec %s exited (%s); output drained: %s, log size %d", sid[:12], info,
@@ -324,3 +343,13 @@ class ExecSessions:
 
     def container_state(self, sid: str) -> State:
         return self._engine.resolve(self.get(sid).config.container_id).state.state
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

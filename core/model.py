@@ -82,6 +82,7 @@ class ContainerState(msgspec.Struct, frozen=True, kw_only=True):
     stopped_by_user: bool = False
     restart_count: int = 0
     error: str = ""
+    launched_at: int = 0  # when the runtime was asked to create the current process (ns)
 
 
 class ContainerRecord(msgspec.Struct, frozen=True):

@@ -123,6 +123,16 @@ class OCIRuntime:
             )
         return RuntimeState(status=status, pid=int(raw.get("pid") or 0))
 
+    async def list(self) -> dict[str, RuntimeState]:
+        """Every container in this runtime's state root: one call, for start-up."""
+        done = await self._call("list", None, "--format", "json")
+        try:
+            entries = json.loads(done.stdout or b"null") or []
+        except ValueError:
+            raise InternalError(f"OCI runtime list printed no JSON: {done.stdout[:200]!r}") from None
+        return {e["id"]: RuntimeState(status=str(e.get("status", "")), pid=int(e.get("pid") or 0))
+                for e in entries if isinstance(e, dict) and "id" in e}
+
     async def kill(self, cid: str, signal: int, log_path: str, *, all: bool = False) -> None:
         args = ["--all"] if all else []
         await self._call("kill", log_path, *args, cid, str(signal))
@@ -209,7 +219,8 @@ class RuntimeRegistry:
             if found is None:
                 self._missing[name] = list(paths)
             else:
-                self._runtimes[name] = OCIRuntime(name, found, state_root, monitor)
+                # A state root per runtime: they must not see each other's containers.
+                self._runtimes[name] = OCIRuntime(name, found, os.path.join(state_root, name), monitor)
 
     def get(self, name: str = "") -> OCIRuntime:
         name = name or self.default

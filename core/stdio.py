@@ -250,6 +250,20 @@ class ContainerIO:
         self.stdin: StdinWriter | None = None
         self.pumps: list[OutputPump] = []
 
+    @classmethod
+    def reopen(cls, directory: str, log_writer: LogWriter) -> ContainerIO:
+        """The output FIFOs of a process an earlier daemon started (stdin cannot come back)."""
+        io = cls(directory, log_writer, stdin=False)
+        for name, stream in (("stdout", STDOUT), ("stderr", STDERR)):
+            path = os.path.join(directory, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as e:
+                log.warning("cannot reopen %s: %s", path, e)
+                continue
+            io.pumps.append(OutputPump(fd, stream, log_writer))
+        return io
+
     def open(self) -> tuple[int, int, int]:
         """Create FIFOs and pipes (or the console socket); returns the runtime's stdio."""
         if self.tty:

@@ -33,6 +33,7 @@ log = logging.getLogger("varpod.daemon")
 class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_frame: int = 16 << 20
     max_connections: int = 1024
+    events_queue: int = 4096  # events a slow Events reader may fall behind before it is cut off
 
 
 class Logs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,6 +55,9 @@ class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     socket: str = ""  # default: <run_root>/varpod.sock
     default_runtime: str = "runc"
     log_level: str = "info"
+    # Kernel process accounting (acct(2), host-wide) so that exit codes of containers
+    # that end while the daemon is down are known; see core/acct.py and the README.
+    exit_accounting: bool = False
     runtimes: dict[str, list[str]] = {}
     limits: Limits = Limits()
     logs: Logs = Logs()
@@ -107,11 +111,12 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
                                os.path.join(cfg.run_root, "runtime"), monitor)
     engine = Engine(EngineConfig(root=cfg.root, run_root=cfg.run_root,
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
-                                 log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep),
+                                 log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep,
+                                 exit_accounting=cfg.exit_accounting),
                     store, runtimes, bus, monitor)
     await engine.recover()
     infos = [await rt.info() for rt in runtimes.available()]
-    service = Service(engine, bus, {
+    service = Service(engine, bus, events_queue=cfg.limits.events_queue, info={
         "default_runtime": runtimes.default,
         "runtimes": msgspec.convert(msgspec.to_builtins(infos), list[S.Runtime]),
         "missing_runtimes": runtimes.missing(),

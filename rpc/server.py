@@ -330,7 +330,11 @@ class Server:
     async def start(self) -> None:
         path = self.config.socket
         directory = os.path.dirname(path) or "."
-        os.makedirs(directory, mode=0o750, exist_ok=True)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        gid = min(self._gids) if self.config.socket_group and self._gids else 0
+        # Only root, or root and the socket's group, may even reach the socket.
+        os.chown(directory, 0, gid)
+        os.chmod(directory, 0o750 if gid else 0o700)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -342,7 +346,6 @@ class Server:
                                                          backlog=1024)
         finally:
             os.umask(old)
-        gid = min(self._gids) if self.config.socket_group and self._gids else 0
         os.chown(path, 0, gid)
         os.chmod(path, 0o660)
 

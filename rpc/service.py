@@ -75,9 +75,11 @@ def status_text(rec: ContainerRecord, now: int) -> str:
 
 
 class Service:
-    def __init__(self, engine: Engine, bus: core_events.EventBus, info: dict[str, Any]) -> None:
+    def __init__(self, engine: Engine, bus: core_events.EventBus, info: dict[str, Any],
+                 events_queue: int = 4096) -> None:
         self.engine = engine
         self.bus = bus
+        self.events_queue = events_queue
         self.static_info = info  # filled at start-up: runtimes, paths, loop
         self.server: Any = None  # set once the server exists (for connection counts)
         # List is polled (ps, dashboards): its encoded reply is reused until a record
@@ -146,7 +148,7 @@ class Service:
         if not ctx.more:
             raise ExpectedMore("Events streams its replies; call it with more")
         wake = asyncio.Event()
-        sub = self.bus.subscribe(wake.set) if p.stream else None
+        sub = self.bus.subscribe(wake.set, self.events_queue) if p.stream else None
         filters = p.filters or {}
         try:
             last = 0
