@@ -7,6 +7,7 @@ decoder would skip the server's error reply and kill the connection instead.
 from __future__ import annotations
 
 import itertools
+import os
 
 import msgspec
 import pytest
@@ -21,7 +22,9 @@ from varpod.rpc.protocol import ClientConnection, ServerConnection
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
 
-FUZZ = settings(max_examples=300, deadline=None,
+# CI runs a short pass; `VARPOD_FUZZ_EXAMPLES=100000 pytest tests/rpc/test_fuzz_decoder.py`
+# (or benchmarks/fuzz.py) runs a long one over the same properties.
+FUZZ = settings(max_examples=int(os.environ.get("VARPOD_FUZZ_EXAMPLES", "300")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
