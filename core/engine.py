@@ -26,6 +26,7 @@ from .errors import (
     RootfsNotFound,
     RuntimeFailed,
     StopTimeout,
+    Unsupported,
     VarpodError,
 )
 from .events import EventBus
@@ -576,6 +577,24 @@ class Engine:
             rec = await self._launch(rec.with_state(stopped_by_user=False), start=True)
             self._emit(rec, "restart")
         return rec
+
+    # -- checkpoint / restore ---------------------------------------------------------------------
+
+    async def checkpoint_support(self, ref: str, action: Action) -> None:
+        """Refuse with the reason the runtime's probe gave (CRIU is broken on some kernels).
+
+        varpod does not implement checkpoint/restore beyond this probe yet: it could not be
+        exercised where it was built (CRIU 3.17 fails ``criu check`` there).
+        """
+        rec = self.resolve(ref)
+        self._refuse(rec, action)
+        runtime = self._runtimes.get(rec.config.runtime)
+        features = (await runtime.info()).features
+        if not features.checkpoint:
+            raise Unsupported(f"{action.value} needs CRIU, which does not work with runtime "
+                              f"{runtime.name} here: {features.checkpoint_error}", feature=action.value)
+        raise Unsupported(f"{action.value} is not implemented by this varpod build (CRIU was not "
+                          "usable where it was built, so it could not be tested)", feature=action.value)
 
     # -- attach support -------------------------------------------------------------------------
 

@@ -182,6 +182,18 @@ class API:
         return self._call(CONTAINER + "ExecList", {"name": name}, "container.ExecListReply",
                           "sessions")
 
+    def checkpoint(self, name: str, *, keep: bool = False, leave_running: bool = False,
+                   tcp_established: bool = False) -> Any:
+        """CRIU checkpoint (``Unsupported`` with the probe's reason where CRIU does not work)."""
+        return self._call(CONTAINER + "Checkpoint",
+                          _opts(name=name, keep=keep or None, leave_running=leave_running or None,
+                                tcp_established=tcp_established or None), "container.IdReply", "id")
+
+    def restore(self, name: str, *, keep: bool = False, tcp_established: bool = False) -> Any:
+        return self._call(CONTAINER + "Restore",
+                          _opts(name=name, keep=keep or None, tcp_established=tcp_established or None),
+                          "container.IdReply", "id")
+
     def sync(self, name: str) -> Any:
         return self._call(CONTAINER + "Sync", {"name": name}, "container.StateReply")
 

@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in (("start", "start containers"), ("pause", "pause containers"),
                        ("unpause", "unpause containers"), ("init", "init containers"),
-                       ("sync", "sync state with the runtime")):
+                       ("sync", "sync state with the runtime"),
+                       ("checkpoint", "checkpoint containers with CRIU (probed)"),
+                       ("restore", "restore checkpointed containers (probed)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("names", nargs="+")
     for name in ("stop", "restart"):
@@ -572,6 +574,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 COMMANDS = {
     "create": cmd_create, "run": cmd_run, "start": cmd_simple, "pause": cmd_simple,
     "unpause": cmd_simple, "init": cmd_simple, "sync": cmd_simple, "stop": cmd_stop,
+    "checkpoint": cmd_simple, "restore": cmd_simple,
     "restart": cmd_restart, "kill": cmd_kill, "rm": cmd_rm, "wait": cmd_wait, "ps": cmd_ps,
     "inspect": cmd_inspect, "logs": cmd_logs, "events": cmd_events, "info": cmd_info,
     "attach": cmd_attach, "exec": cmd_exec,

@@ -16,7 +16,7 @@ from ..core.engine import CreateOptions, Engine
 from ..core.errors import EventsOverflow, ExpectedMore, InterfaceNotFound, InvalidParameter, VarpodError
 from ..core.logread import Position, Selection, start_position
 from ..core.model import ContainerRecord
-from ..core.states import State
+from ..core.states import Action, State
 from .interfaces import INTERFACES, idl
 from .interfaces import container as C
 from .interfaces import service as V
@@ -104,6 +104,8 @@ class Service:
             add(ctr + name, params, getattr(self, name.lower()), mutating=True)
         add(ctr + "Wait", C.WaitParams, self.wait, Kind.STREAM, long=True)
         add(ctr + "Remove", C.RemoveParams, self.remove, mutating=True)
+        add(ctr + "Checkpoint", C.CheckpointParams, self.checkpoint, mutating=True)
+        add(ctr + "Restore", C.RestoreParams, self.restore, mutating=True)
         add(ctr + "Logs", C.LogsParams, self.logs, Kind.UPGRADE)
         add(ctr + "Attach", C.AttachParams, self.attach, Kind.UPGRADE, mutating=True)
         add(ctr + "Resize", C.ResizeParams, self.resize)
@@ -250,6 +252,14 @@ class Service:
             await serve_logs(chan, path, writer, pos, sel, bool(p.follow))
 
         return C.LogsReply(id=rec.id, tty=rec.config.tty), takeover
+
+    async def checkpoint(self, p: C.CheckpointParams, ctx: Any) -> C.IdReply:
+        await self.engine.checkpoint_support(p.name, Action.CHECKPOINT)
+        return C.IdReply(id=self.engine.resolve(p.name).id)  # not reached: see checkpoint_support
+
+    async def restore(self, p: C.RestoreParams, ctx: Any) -> C.IdReply:
+        await self.engine.checkpoint_support(p.name, Action.RESTORE)
+        return C.IdReply(id=self.engine.resolve(p.name).id)
 
     # -- attach and exec --------------------------------------------------------------------
 

@@ -370,3 +370,20 @@ def test_many_containers_run_concurrently(daemon, client, rootfs):
     assert not errors
     for i, cid in enumerate(ids):
         assert output(client, cid)[0] == f"n{i}\n".encode()
+
+
+def test_checkpoint_is_probed_and_refused_clearly(client, rootfs):
+    from varpod.core.errors import Unsupported
+
+    c = client.create(rootfs, ["/bin/sleep", "1000"])
+    with pytest.raises(InvalidState):
+        client.checkpoint(c.id)  # not running: the state table refuses first
+    client.start(c.id)
+    with pytest.raises(Unsupported) as e:
+        client.checkpoint(c.id, leave_running=True)
+    assert e.value.feature == "checkpoint"
+    assert "criu" in e.value.message.lower() or "CRIU" in e.value.message
+    assert client.inspect(c.id).State.Status == "running"
+    client.stop(c.id, timeout=0)
+    with pytest.raises(Unsupported):
+        client.restore(c.id)

@@ -290,3 +290,16 @@ class ExecRemoveParams(msgspec.Struct, forbid_unknown_fields=True):
 
 class ExecListReply(msgspec.Struct):
     sessions: list[ExecSession]
+
+
+class CheckpointParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    keep: bool | None = None
+    leave_running: bool | None = None
+    tcp_established: bool | None = None
+
+
+class RestoreParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    keep: bool | None = None
+    tcp_established: bool | None = None

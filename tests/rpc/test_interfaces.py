@@ -53,6 +53,8 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.ExecList": C.ExecListReply,
     "io.varpod.Container.Inspect": C.InspectReply,
     "io.varpod.Container.List": C.ListReply,
+    "io.varpod.Container.Checkpoint": C.IdReply,
+    "io.varpod.Container.Restore": C.IdReply,
 }
 MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C}
 
