@@ -50,7 +50,7 @@ demo: setup $(ROOTFS)/bin/busybox
 		for i in $$(seq 100); do $(VARPOD) info >/dev/null 2>&1 && break; sleep 0.1; done; \
 	fi
 	$(VARPOD) info
-	-$(VARPOD) rm -f demo >/dev/null 2>&1
+	@$(VARPOD) rm -f demo >/dev/null 2>&1 || true
 	$(VARPOD) run -d --name demo --rootfs $(ROOTFS) /bin/sh -c \
 		'for i in 1 2 3 4 5; do echo "hello from $$(hostname), line $$i"; sleep 0.4; done; echo done >&2'
 	$(VARPOD) logs -f demo
