@@ -322,7 +322,7 @@ class Engine:
         os.makedirs(bundle, mode=0o700, exist_ok=True)
         write_etc_files(rec.config, bundle)
         with open(os.path.join(bundle, "config.json"), "wb") as f:
-            f.write(msgspec.json.encode(oci_config(rec.config, bundle)))
+            f.write(msgspec.json.encode(oci_config(rec.config, bundle, self._live_of(rec.id).tty_size)))
         return bundle
 
     async def _launch(self, rec: ContainerRecord, *, start: bool) -> ContainerRecord:

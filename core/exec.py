@@ -204,7 +204,8 @@ class ExecSessions:
         d = self._dir(rec)
         process = exec_process(ctr.config, command=rec.config.command, env=rec.config.env,
                                workdir=rec.config.workdir, user=rec.config.user, tty=rec.config.tty,
-                               privileged=rec.config.privileged, cap_add=rec.config.cap_add)
+                               privileged=rec.config.privileged, cap_add=rec.config.cap_add,
+                               tty_size=live.tty_size)
         process_path = os.path.join(d, "process.json")
         with open(process_path, "wb") as f:
             f.write(msgspec.json.encode(process))

@@ -182,7 +182,8 @@ def _write(path: str, text: str) -> None:
 
 
 def exec_process(config: ContainerConfig, *, command: list[str], env: list[str], workdir: str,
-                 user: str, tty: bool, privileged: bool, cap_add: list[str]) -> dict:
+                 user: str, tty: bool, privileged: bool, cap_add: list[str],
+                 tty_size: tuple[int, int] = (0, 0)) -> dict:
     """The OCI process of an exec session: the container's settings unless overridden."""
     uid, gid, extra_gids = resolve_user(config.rootfs, user or config.user)
     caps = capabilities(privileged, cap_add)
@@ -192,7 +193,7 @@ def exec_process(config: ContainerConfig, *, command: list[str], env: list[str],
     environ = environment(config, env)
     if tty and not any(e.startswith("TERM=") for e in environ):
         environ.append("TERM=xterm")
-    return {
+    process = {
         "terminal": tty,
         "user": user_spec,
         "args": list(command),
@@ -202,9 +203,18 @@ def exec_process(config: ContainerConfig, *, command: list[str], env: list[str],
         "rlimits": rlimits(),
         "noNewPrivileges": False,
     }
+    _console_size(process, tty, tty_size)
+    return process
 
 
-def oci_config(config: ContainerConfig, bundle: str) -> dict:
+def _console_size(process: dict, tty: bool, size: tuple[int, int]) -> None:
+    # The runtime sizes the terminal before the process starts: a size set on the
+    # master afterwards could come too late for a quick `stty size`.
+    if tty and size[0] and size[1]:
+        process["consoleSize"] = {"height": size[0], "width": size[1]}
+
+
+def oci_config(config: ContainerConfig, bundle: str, tty_size: tuple[int, int] = (0, 0)) -> dict:
     uid, gid, extra_gids = resolve_user(config.rootfs, config.user)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if config.network != "host":
@@ -213,7 +223,7 @@ def oci_config(config: ContainerConfig, bundle: str) -> dict:
     if extra_gids:
         user["additionalGids"] = extra_gids
     caps = capabilities()
-    return {
+    spec = {
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": config.tty,
@@ -237,3 +247,5 @@ def oci_config(config: ContainerConfig, bundle: str) -> dict:
             "readonlyPaths": READONLY_PATHS,
         },
     }
+    _console_size(spec["process"], config.tty, tty_size)
+    return spec

@@ -119,7 +119,7 @@ class StdinWriter:
             except BlockingIOError:
                 n = 0
             except OSError:  # EPIPE: nobody reads stdin any more
-                self._shut()
+                self.shut()
                 return True
             data = data[n:]
         if data:
@@ -138,14 +138,14 @@ class StdinWriter:
         except BlockingIOError:
             return
         except OSError:
-            self._shut()
+            self.shut()
             return
         del self._pending[:n]
         if not self._pending:
             self._loop.remove_writer(self.fd)
             self._waiting = False
             if self._close_after:
-                self._shut()
+                self.shut()
         if len(self._pending) < self.LIMIT:
             for cb in list(self.on_drained):
                 cb()
@@ -157,9 +157,9 @@ class StdinWriter:
         if self._pending:
             self._close_after = True
         else:
-            self._shut()
+            self.shut()
 
-    def _shut(self) -> None:
+    def shut(self) -> None:
         if self.fd >= 0:
             if self._waiting:
                 self._loop.remove_writer(self.fd)
@@ -310,13 +310,23 @@ class ContainerIO:
             self.console = None
         if rows and cols:
             set_winsize(self.master, rows, cols)
-        try:
-            self.peer = fcntl.ioctl(self.master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        except OSError:
-            self.peer = -1
+        self.hold_terminal()
         self.stdin = StdinWriter(os.dup(self.master), closable=False)
         os.set_blocking(self.stdin.fd, False)
         self.pumps = [OutputPump(os.dup(self.master), STDOUT, self.log)]
+
+    def hold_terminal(self) -> None:
+        """Keep a slave fd of our own from the start (see ``drained``).
+
+        From the start, because while the runtime sets the process up the slave
+        may have no other opener for a moment, and the master then reports EIO,
+        which the pump takes for the end: all output was lost that way.
+        """
+        if self.master >= 0 and self.peer < 0:
+            try:
+                self.peer = fcntl.ioctl(self.master, TIOCGPTPEER, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            except OSError as e:
+                log.warning("cannot hold the terminal's slave side: %s", e)
 
     def resize(self, rows: int, cols: int) -> None:
         if self.master < 0:
@@ -360,7 +370,7 @@ class ContainerIO:
             self.console.close()
             self.console = None
         if self.stdin is not None:
-            self.stdin._shut()
+            self.stdin.shut()
         for p in self.pumps:
             p.stop()
         if self.master >= 0:

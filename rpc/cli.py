@@ -269,16 +269,16 @@ def cmd_run(client: Client, a: argparse.Namespace) -> int:
 
 
 def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
-           resize_method: str = "Resize", resize_key: str = "name") -> int | None:
+           is_exec: bool = False) -> int | None:
     """Run an attached session in this terminal; its exit code, or None when detached."""
     from .minipack import MiniCodec
+    from .terminal import SessionRelay, raw_terminal
 
     codec = MiniCodec()
 
     def resize(rows: int, cols: int) -> None:
         try:
-            client.call("io.varpod.Container." + resize_method,
-                        {resize_key: session_ref, "height": rows, "width": cols})
+            client.call(session.resize_method, session.resize_params(rows, cols))
         except VarpodError:
             pass  # the process may be gone already
 
@@ -288,10 +288,7 @@ def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
         except VarpodError:
             pass
 
-    from .terminal import SessionRelay, raw_terminal
-
-    session_ref = session._resize[2]
-    relay = SessionRelay(session.fileno(), session._decoder.take(), tty=session.tty,
+    relay = SessionRelay(session.fileno(), session.take_buffered(), tty=session.tty,
                          send_stdin=send_stdin, decode_control=codec.decode_control,
                          on_resize=resize, on_signal=forward)
     try:
@@ -310,8 +307,8 @@ def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
     if "exit_code" in end:
         return end["exit_code"] if end.get("exit_code_known", True) else EXIT_ERROR
     # A TTY stream ends without saying how: ask whether the container is done.
-    if resize_method != "Resize":
-        info = client.exec_inspect(session_ref)
+    if is_exec:
+        info = client.exec_inspect(session.ref)
         return None if info["Running"] else info["ExitCode"]
     st = client.inspect(name)["State"]
     if st["Status"] in ("running", "paused", "created"):
@@ -344,8 +341,7 @@ def cmd_exec(client: Client, a: argparse.Namespace) -> int:
     except RuntimeFailed as e:
         print(f"Error: {e.message}", file=sys.stderr)
         return _runtime_exit_code(e)
-    code = _relay(client, session, a.name, send_stdin=a.interactive, resize_method="ExecResize",
-                  resize_key="id")
+    code = _relay(client, session, a.name, send_stdin=a.interactive, is_exec=True)
     return 0 if code is None else code
 
 

@@ -12,7 +12,7 @@ import array
 import os
 from collections import deque
 
-from ..core.errors import DaemonNotRunning, StreamBroken, from_wire
+from ..core.errors import DaemonNotRunning, StreamBroken, VarpodError, from_wire
 from .api import API, pick, result_type
 from .protocol import ClientConnection
 
@@ -105,7 +105,23 @@ class Client(_Results, API):
         try:
             self._sock.sendall(data)
         except OSError as e:
+            # A daemon that refuses a connection (limit, credentials) says why, then
+            # closes; our write may fail first. Its reason is the better error.
+            self._raise_refusal()
             raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+
+    def _raise_refusal(self) -> None:
+        try:
+            self._sock.settimeout(1.0)
+            while (reply := self._conn.next_reply()) is None:
+                data = self._sock.recv(65536)
+                if not data:
+                    return
+                self._conn.receive_data(data)
+        except (OSError, VarpodError):
+            return
+        if reply.error is not None:
+            raise from_wire(reply.error, self._conn.codec.error_parameters(reply.parameters))
 
     def _next_reply(self) -> Reply:
         while True:
@@ -394,7 +410,39 @@ class AsyncClient(_Results, API):
             await sub.aclose()
 
 
-class AttachStream:
+class _Session:
+    """What both attach-stream shells share: the decoder, how it ended, what it is for."""
+
+    def __init__(self, conn: Any, tty: bool, resize: tuple[str, str, str]) -> None:
+        self._conn = conn
+        self.tty = tty
+        self._resize = resize  # (method, key, ref): how to resize what this stream is attached to
+        self._decoder = _decoder(conn._conn.codec, MODE_FRAMES)
+        self._decoder.feed(conn._conn.take_rest())
+        self.end: dict[str, Any] = {}
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.end.get("exit_code")
+
+    @property
+    def ref(self) -> str:
+        """The container name or exec session ID this stream is attached to."""
+        return self._resize[2]
+
+    @property
+    def resize_method(self) -> str:
+        return "io.varpod.Container." + self._resize[0]
+
+    def resize_params(self, height: int, width: int) -> dict[str, Any]:
+        return {self._resize[1]: self._resize[2], "height": height, "width": width}
+
+    def take_buffered(self) -> bytes:
+        """Bytes received but not yet decoded (for callers that read the socket themselves)."""
+        return self._decoder.take()
+
+
+class AttachStream(_Session):
     """An attached session (container or exec), blocking.
 
     Iterate for ``(stream, bytes)`` (1 stdout, 2 stderr; a TTY gives stream 1
@@ -405,20 +453,11 @@ class AttachStream:
     """
 
     def __init__(self, conn: Client, tty: bool, resize: tuple[str, str, str]) -> None:
-        self._conn = conn
-        self.tty = tty
-        self._resize = resize
-        self._decoder = _decoder(conn._conn.codec, MODE_FRAMES)
-        self._decoder.feed(conn._conn.take_rest())
-        self.end: dict[str, Any] = {}
+        super().__init__(conn, tty, resize)
         self.closed = False
 
     def fileno(self) -> int:
         return self._conn.fileno()
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.end.get("exit_code")
 
     def __iter__(self):
         try:
@@ -460,9 +499,8 @@ class AttachStream:
             pass
 
     def resize(self, height: int, width: int) -> None:
-        method, key, ref = self._resize
         with Client(self._conn.path, raw=True) as c:
-            c.call("io.varpod.Container." + method, {key: ref, "height": height, "width": width})
+            c.call(self.resize_method, self.resize_params(height, width))
 
     def close(self) -> None:
         if not self.closed:
@@ -476,20 +514,8 @@ class AttachStream:
         self.close()
 
 
-class AsyncAttachStream:
+class AsyncAttachStream(_Session):
     """The anyio twin of AttachStream: ``async for stream, data in session``."""
-
-    def __init__(self, conn: AsyncClient, tty: bool, resize: tuple[str, str, str]) -> None:
-        self._conn = conn
-        self.tty = tty
-        self._resize = resize
-        self._decoder = _decoder(conn._conn.codec, MODE_FRAMES)
-        self._decoder.feed(conn._conn.take_rest())
-        self.end: dict[str, Any] = {}
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.end.get("exit_code")
 
     async def __aiter__(self):
         anyio = self._conn._anyio
@@ -528,11 +554,10 @@ class AsyncAttachStream:
         await self._conn._stream_obj.send_eof()
 
     async def resize(self, height: int, width: int) -> None:
-        method, key, ref = self._resize
         client = await AsyncClient.connect(self._conn.path, raw=True)
         async with client:
-            await client._call("io.varpod.Container." + method,
-                               {key: ref, "height": height, "width": width}, "container.Empty")
+            await client._call(self.resize_method, self.resize_params(height, width),
+                               "container.Empty")
 
     async def aclose(self) -> None:
         await self._conn.aclose()
