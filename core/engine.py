@@ -44,7 +44,7 @@ from .model import (
     parse_signal,
     random_name,
 )
-from .monitor import ExitInfo, Monitor
+from .monitor import ExitInfo, Monitor, alive
 from .paths import check_id
 from .runtime import OCIRuntime, RuntimeRegistry, RuntimeState
 from .spec import oci_config, resolve_user, write_etc_files
@@ -134,7 +134,7 @@ class Engine:
         self._locks = Locks()
         self._live: dict[str, Live] = {}
         self._tasks = Tasks()
-        self.execs = ExecSessions(self)
+        self.execs = ExecSessions(self, store, runtimes, events, monitor, self._tasks)
         for d in (config.root, self._containers_dir(), config.run_root, self._bundles_dir(),
                   os.path.join(config.run_root, "cs")):
             os.makedirs(d, mode=0o700, exist_ok=True)
@@ -506,7 +506,7 @@ class Engine:
         try:
             await runtime.kill(rec.id, int(sig), self._runtime_log(rec.id), all=all)
         except RuntimeFailed:
-            if not run.exited.done() and not _pid_gone(run.pid):
+            if not run.exited.done() and alive(run.pid):
                 raise  # a real failure, not the race with an exit
 
     async def _settled(self, cid: str, run: Run) -> ContainerRecord:
@@ -530,7 +530,7 @@ class Engine:
             try:
                 await runtime.kill(cid, number, self._runtime_log(cid))
             except RuntimeFailed:
-                if run is None or not (run.exited.done() or _pid_gone(run.pid)):
+                if run is None or not (run.exited.done() or not alive(run.pid)):
                     raise
             rec = self._save(rec.with_state(stopped_by_user=True))
             self._emit(rec, "kill", signal=number)
@@ -815,8 +815,8 @@ class Engine:
                 await self._dispose(rec, in_runtime=st is not None)
                 self._emit(rec, "remove")
                 return
-            alive = st is not None and st.status != "stopped" and not _pid_gone(st.pid)
-            if alive:
+            running = st is not None and st.status != "stopped" and alive(st.pid)
+            if running:
                 # Running: adopt it, whatever the record said (a start the crash cut
                 # short still started it). A stop the crash interrupted is finished.
                 self._adopt(rec, st.pid, st.status)
@@ -874,18 +874,6 @@ class Engine:
 def _read_pid(path: str) -> int:
     with open(path) as f:
         return int(f.read().strip())
-
-
-def _pid_gone(pid: int) -> bool:
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 async def _wait_done(fut: asyncio.Future, timeout: float) -> bool:

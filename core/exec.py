@@ -24,13 +24,18 @@ import msgspec
 from .errors import ExecSessionActive, InvalidConfig, InvalidState, NoSuchExecSession, VarpodError
 from .logfile import LogWriter
 from .model import new_id
-from .monitor import ExitInfo
+from .monitor import ExitInfo, alive
 from .spec import capabilities, exec_process
 from .states import Action, State, next_state
 from .stdio import ContainerIO, StdinWriter
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .events import EventBus
+    from .monitor import Monitor
+    from .runtime import RuntimeRegistry
+    from .store import Store
+    from .tasks import Tasks
 
 log = logging.getLogger("varpod.exec")
 
@@ -90,9 +95,16 @@ class _Live:
 
 
 class ExecSessions:
-    def __init__(self, engine: Engine) -> None:
+    """Exec sessions beside the containers: the engine's store, runtimes and monitor, shared."""
+
+    def __init__(self, engine: Engine, store: Store, runtimes: RuntimeRegistry, events: EventBus,
+                 monitor: Monitor, tasks: Tasks) -> None:
         self._engine = engine
-        self._store = engine._store
+        self._store = store
+        self._runtimes = runtimes
+        self._events = events
+        self._monitor = monitor
+        self._tasks = tasks
         self._sessions: dict[str, ExecRecord] = {}
         self._live: dict[str, _Live] = {}
         for sid, _cid, raw in self._store.load_execs():
@@ -108,13 +120,13 @@ class ExecSessions:
         """Sessions an earlier daemon left running: watched again, or settled if gone."""
         for rec in [r for r in self._sessions.values() if r.state.state == "running"]:
             pid = rec.state.pid
-            if _alive(pid):
+            if alive(pid):
                 d = self._dir(rec)
                 live = self._live[rec.id] = _Live(LogWriter(os.path.join(d, "log"),
                                                             size_max=EXEC_LOG_MAX, keep=1))
                 live.io = ContainerIO.reopen(d, live.log)
-                live.exited = self._engine._monitor.watch(pid)
-                live.handler = self._engine._tasks.spawn(self._handle_exit(rec.id, live),
+                live.exited = self._monitor.watch(pid)
+                live.handler = self._tasks.spawn(self._handle_exit(rec.id, live),
                                                          name=f"exec-{rec.id[:12]}")
                 continue
             info = self._engine.ledger.lookup(pid, rec.state.started_at)
@@ -196,7 +208,7 @@ class ExecSessions:
         ctr = engine.resolve(rec.config.container_id)
         # Checked, not held: the exec runs without the container lock.
         next_state(ctr.state.state, Action.EXEC, who=f"container {ctr.name}")
-        runtime = engine._runtimes.get(ctr.config.runtime)
+        runtime = self._runtimes.get(ctr.config.runtime)
         logw = self.log_writer(sid)
         live = self._live[sid]
         if tty_size and all(tty_size):
@@ -215,7 +227,7 @@ class ExecSessions:
         stdio = io.open()
         console = asyncio.ensure_future(io.receive_console(*live.tty_size)) if rec.config.tty else None
         try:
-            with engine._monitor.hold_reaping():
+            with self._monitor.hold_reaping():
                 await runtime.exec(ctr.id, process_path=process_path, pid_file=pid_file,
                                    log_path=os.path.join(d, "runtime.log"), stdio=stdio,
                                    console_socket=io.console_path if rec.config.tty else None,
@@ -224,7 +236,7 @@ class ExecSessions:
                     await asyncio.wait_for(console, 10.0)
                 with open(pid_file) as f:
                     pid = int(f.read().strip())
-                exited = engine._monitor.watch(pid)
+                exited = self._monitor.watch(pid)
         except BaseException:
             if console is not None:
                 console.cancel()
@@ -233,9 +245,9 @@ class ExecSessions:
             raise
         io.close_container_side()
         live.io, live.exited = io, exited
-        live.handler = engine._tasks.spawn(self._handle_exit(sid, live), name=f"exec-{sid[:12]}")
+        live.handler = self._tasks.spawn(self._handle_exit(sid, live), name=f"exec-{sid[:12]}")
         rec = self._save(rec.with_state(state="running", pid=pid, started_at=time.time_ns()))
-        engine._events.emit("container", "exec", ctr.id, ctr.name, execID=sid,
+        self._events.emit("container", "exec", ctr.id, ctr.name, execID=sid,
                             command=" ".join(rec.config.command)[:200])
         return rec
 
@@ -259,7 +271,7 @@ class ExecSessions:
         live.log.finish()  # after the save: a follower that ends reads the exit code
         try:
             ctr = self._engine.resolve(rec.config.container_id)
-            self._engine._events.emit("container", "exec_died", ctr.id, ctr.name, execID=sid,
+            self._events.emit("container", "exec_died", ctr.id, ctr.name, execID=sid,
                                       exitCode=code if info.known else "unknown")
         except VarpodError:
             pass
@@ -346,11 +358,3 @@ class ExecSessions:
         return self._engine.resolve(self.get(sid).config.container_id).state.state
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -268,3 +268,14 @@ def _children() -> list[int]:
 
 def _runtime_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")}
+
+
+def alive(pid: int) -> bool:
+    """Running: it exists and is not a zombie waiting to be reaped."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
