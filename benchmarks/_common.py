@@ -80,8 +80,9 @@ class Daemon:
     which removes the containers through the daemon before stopping it.
     """
 
-    def __init__(self, base: Path, log_level: str = "warning") -> None:
+    def __init__(self, base: Path, log_level: str = "warning", env: dict[str, str] | None = None) -> None:
         self.base = base
+        self.env = env  # added to the daemon's environment (e.g. VARPOD_NATIVE=python)
         self.root = str(base / "root")
         self.run_root = str(base / "run")
         self.socket = str(base / "run" / "varpod.sock")
@@ -100,7 +101,8 @@ class Daemon:
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -178,8 +180,9 @@ class Daemon:
         return problems
 
 
-def start_daemon(stack: contextlib.ExitStack, base: Path, problems: list[str]) -> Daemon:
-    d = Daemon(base)
+def start_daemon(stack: contextlib.ExitStack, base: Path, problems: list[str],
+                 env: dict[str, str] | None = None) -> Daemon:
+    d = Daemon(base, env=env)
     stack.callback(lambda: problems.extend(d.stop()))
     return d.start()
 
@@ -188,13 +191,38 @@ def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def rss_kb(pid: int) -> int:
-    """VmRSS of a process, in KiB."""
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """VmRSS (or another ``/proc/PID/status`` field in kB, such as VmHWM) of a process, in KiB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Restart VmHWM (the peak RSS) from the current RSS: ``5`` in clear_refs (Linux 4.0+, root)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_kb(pid: int) -> int:
+    """The peak RSS since start-up or the last ``reset_peak_rss``, in KiB."""
+    return rss_kb(pid, "VmHWM")
+
+
+def cli_bytecode_cache(prefix: Path) -> str:
+    """Let the CLI processes we start cache their bytecode, in our temp dir.
+
+    With PYTHONDONTWRITEBYTECODE set (as here) and a source newer than its
+    ``__pycache__`` entry (as during development), every CLI start compiles those
+    modules again: ~15 ms a start here, which an installed varpod never pays. A
+    private PYTHONPYCACHEPREFIX caches them without writing into the tree.
+    Children inherit it; this process is unaffected (read at start-up).
+    """
+    was = os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(prefix)
+    return f"PYTHONPYCACHEPREFIX in the temp dir (PYTHONDONTWRITEBYTECODE was {was!r})"
 
 
 # -- raw runc ------------------------------------------------------------------------------
@@ -250,16 +278,22 @@ class Podman:
     def argv(self, *args: str) -> list[str]:
         return [self.path, *args]
 
-    def create(self, rootfs: str, command: list[str]) -> str:
+    def name(self) -> str:
+        """A fresh container name, removed by ``cleanup`` whether or not it was ever created."""
         name = f"varpod-bench-{secrets.token_hex(4)}"
         self.created.append(name)
+        return name
+
+    def create(self, rootfs: str, command: list[str]) -> str:
+        name = self.name()
         run(self.argv("create", "--name", name, "--network=none", "--rootfs", rootfs, *command))
         return name
 
     def cleanup(self) -> list[str]:
         problems = []
         if self.created:
-            done = subprocess.run(self.argv("rm", "--force", "--ignore", *self.created),
+            # --time 0: a running sleeper (PID 1 ignores SIGTERM) would hold this up 10 s.
+            done = subprocess.run(self.argv("rm", "--force", "--ignore", "--time", "0", *self.created),
                                   capture_output=True, text=True, check=False)
             if done.returncode:
                 problems.append(f"podman rm failed: {done.stderr.strip()}")
@@ -501,6 +535,51 @@ def busy(samples: list[dict[str, Any]]) -> str | None:
     if worst is not None and worst > 10:
         return (f"other work was competing for the CPUs (PSI cpu some avg10 up to {worst:.0f}%): "
                 "figures are noisy; ratios hold better than absolute numbers")
+    return None
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def _psi_some_total_us() -> int | None:
+    try:
+        with open("/proc/pressure/cpu") as f:
+            return int(f.readline().split()[4].partition("=")[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def quiet_sample(window: float = 0.25) -> dict[str, float | None]:
+    """How busy the machine is while the caller sleeps ``window`` seconds.
+
+    For benchmarks that load both CPUs themselves, PSI's 10 s average mostly
+    measures their own previous run; a sample taken while they are idle (between
+    runs) sees other work: other processes, and the kernel writing back what
+    earlier runs wrote. ``busy_pct`` is of all CPUs (50 = one CPU fully used).
+    """
+    b0, t0 = _cpu_jiffies()
+    p0 = _psi_some_total_us()
+    time.sleep(window)
+    b1, t1 = _cpu_jiffies()
+    p1 = _psi_some_total_us()
+    return {"busy_pct": round(100 * (b1 - b0) / max(t1 - t0, 1), 1),
+            "psi_some_pct": None if p0 is None or p1 is None else round((p1 - p0) / (window * 1e4), 1)}
+
+
+def busy_while_idle(samples: list[dict[str, Any]]) -> str | None:
+    """A warning when ``quiet_sample``s found the CPUs in use by other work."""
+    busy = sorted(x["busy_pct"] for x in samples if x.get("busy_pct") is not None)
+    if not busy:
+        return None
+    med, worst = statistics.median(busy), busy[-1]
+    if med > 15 or worst > 50:
+        return (f"the CPUs were busy while this benchmark sat idle between runs (other processes, or the "
+                f"kernel finishing earlier runs' work: {med:.0f}% of all CPUs in the median sample, up to "
+                f"{worst:.0f}%): figures are noisy; ratios hold better than absolute numbers")
     return None
 
 

@@ -31,10 +31,16 @@ def _decoder(codec: Any, fmt: int) -> Any:
     return StreamDecoder(codec, fmt)
 
 
-def _record(stream: int, ts: int, payload: bytes) -> Any:
-    from ..core.logfile import Record
+_Record: Any = None
 
-    return Record(stream, ts, payload, 0)
+
+def _record(stream: int, ts: int, payload: bytes) -> Any:
+    global _Record
+    if _Record is None:  # imported on first use, and only once: this runs per record
+        from ..core.logfile import Record
+
+        _Record = Record
+    return _Record(stream, ts, payload, 0)
 
 DEFAULT_SOCKET = "/run/varpod/varpod.sock"
 
