@@ -128,7 +128,8 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
-        allowed_uids=cfg.access.uids, allowed_gids=cfg.access.gids))
+        allowed_uids=cfg.access.uids, allowed_gids=cfg.access.gids,
+        owns_socket_dir=os.path.realpath(os.path.dirname(socket_path)) == os.path.realpath(cfg.run_root)))
     service.server = server
     await server.start()
     if runtimes.default not in {r.name for r in runtimes.available()}:

@@ -46,6 +46,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True):
     allowed_uids: list[int] = []
     allowed_gids: list[int] = []
     shutdown_grace: float = 5.0
+    owns_socket_dir: bool = False  # the socket lives in the daemon's own run root
 
 
 class Peer(msgspec.Struct, frozen=True):
@@ -330,11 +331,14 @@ class Server:
     async def start(self) -> None:
         path = self.config.socket
         directory = os.path.dirname(path) or "."
+        existed = os.path.isdir(directory)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         gid = min(self._gids) if self.config.socket_group and self._gids else 0
-        # Only root, or root and the socket's group, may even reach the socket.
-        os.chown(directory, 0, gid)
-        os.chmod(directory, 0o750 if gid else 0o700)
+        if not existed or self.config.owns_socket_dir:
+            # Only root, or root and the socket's group, may even reach the socket. A
+            # directory that is not ours (say /tmp) is never touched.
+            os.chown(directory, 0, gid)
+            os.chmod(directory, 0o750 if gid else 0o700)
         try:
             os.unlink(path)
         except FileNotFoundError:

@@ -70,6 +70,18 @@ def test_default_socket_is_root_only(daemon):
     assert stat.S_IMODE(os.stat(os.path.dirname(daemon.socket)).st_mode) == 0o700
 
 
+def test_a_directory_that_is_not_the_daemons_is_left_alone(fresh_daemon, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    os.chmod(shared, 0o1777)
+    sock = str(shared / "varpod.sock")
+    fresh_daemon.config = config(tmp_path, socket=sock)
+    fresh_daemon.socket = sock
+    fresh_daemon.start()
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o1777  # like /tmp: never chmod-ed
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o660
+
+
 def test_state_logs_and_bundles_are_not_world_readable(daemon, client, rootfs):
     c = client.create(rootfs, ["/bin/echo", "secret"])
     client.start(c.id)
