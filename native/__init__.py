@@ -4,14 +4,23 @@
 asserts the compiled one. ``VARPOD_NATIVE=python`` forces the fallback.
 
 * ``pump(src, log_fd, stream, budget) -> (appended, eof)``: a container pipe into its log.
-* ``relay(cursor, log_fd, end, dst, mode, mask, since=0, until=MAX_TIME) -> (written, blocked)``:
+* ``relay(cursor, log_fd, end, dst, mode, mask, since=0, until=MAX_TIME, merge=False)
+  -> (written, blocked)``:
   log records from ``cursor.offset`` up to ``end`` to a non-blocking dst, as
   ``MODE_RECORDS`` (as stored), ``MODE_FRAMES`` (trailer dropped) or ``MODE_RAW``
   (payloads); ``mask`` bit ``1 << stream`` selects streams, records before
   ``since`` are skipped and the first one after ``until`` ends the stream
   (``cursor.past_until``). Output dst will not take yet stays in the cursor.
+  ``merge``: consecutive selected records of one stream that one pass converts
+  go out as one record (the first one's time) or frame, of at most 16 MiB.
 * ``demux(buf, fmt, out1, out2) -> (consumed, control_at)``: payloads of whole
   records/frames to blocking fds, up to a control entry (stream 3).
+* ``Demuxer(fmt)`` and ``demux_from(demuxer, src_fd, out1, out2, initial=b"") -> (status, control)``:
+  ``initial``, then what the blocking src_fd sends, to blocking out1/out2 (a
+  pipe gets payloads by splice) until ``STATUS_CONTROL`` (with the control
+  payload), ``STATUS_EOF``, or ``STATUS_INTERRUPTED``: a signal arrived (or
+  ``demuxer.budget`` bytes went by, so handlers of signals that interrupted no
+  system call run too); call again with the same Demuxer.
 * ``scan(buf, fmt) -> ([(stream, payload_offset, length)], consumed)``.
 * ``encode_frame(stream, payload)``: the reference encoder for frames.
 
@@ -25,7 +34,19 @@ import os
 import threading
 
 from . import _fallback
-from ._fallback import MAX_TIME, MODE_FRAMES, MODE_RAW, MODE_RECORDS, RELAY_BUFSIZE, encode_frame
+from ._fallback import (
+    DEMUX_BUDGET,
+    DEMUX_BUFSIZE,
+    MAX_TIME,
+    MODE_FRAMES,
+    MODE_RAW,
+    MODE_RECORDS,
+    RELAY_BUFSIZE,
+    STATUS_CONTROL,
+    STATUS_EOF,
+    STATUS_INTERRUPTED,
+    encode_frame,
+)
 
 try:
     from ._streamio import ffi as _ffi
@@ -107,13 +128,15 @@ class _CCursor:
 
 
 def _c_relay(cursor: _CCursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
-             since: int = 0, until: int = MAX_TIME) -> tuple[int, bool]:
+             since: int = 0, until: int = MAX_TIME, merge: bool = False) -> tuple[int, bool]:
     _fallback.check_relay_args(mode, since, until)
     c = cursor._c
     end = min(end, (1 << 63) - 1)  # a long long in C
+    merge = 1 if merge else 0
     total = 0
     while True:
-        n = _lib.vp_relay(c, cursor._cbuf, len(cursor._buf), log_fd, end, dst, mode, mask & 0xF, since, until)
+        n = _lib.vp_relay(c, cursor._cbuf, len(cursor._buf), log_fd, end, dst, mode, mask & 0xF, since, until,
+                          merge)
         if n == -errno.EBADMSG:
             raise ValueError(f"corrupt log record at offset {c.offset}")
         if n < 0:
@@ -136,6 +159,67 @@ def _c_demux(buf, fmt: int, out1: int, out2: int) -> tuple[int, int]:
     if rc < 0:
         _raise(rc)
     return consumed[0], consumed[0] if control[0] else -1
+
+
+class _CDemuxer:
+    """A reader's place in one record/frame stream between demux_from calls.
+
+    The C state (which part of which entry, payload read but not yet
+    written) lives in a cffi struct next to its buffer; the caller's bytes not
+    yet consumed stay here. One thread at a time.
+    """
+
+    __slots__ = ("_buf", "_c", "_cbuf", "_input", "_used", "budget")
+
+    def __init__(self, fmt: int, budget: int = DEMUX_BUDGET) -> None:
+        _fallback.check_fmt(fmt)
+        _fallback.check_budget(budget)
+        self._c = _ffi.new("struct vp_demuxer *")
+        _lib.vp_demuxer_init(self._c, fmt)
+        self._used = _ffi.new("size_t *")
+        self._input = memoryview(b"")
+        self.budget = budget
+        self._set_buffer(bytearray(DEMUX_BUFSIZE))
+
+    def _set_buffer(self, buf: bytearray) -> None:
+        self._buf = buf
+        self._cbuf = _ffi.from_buffer(buf)
+
+    @property
+    def fmt(self) -> int:
+        return self._c.fmt
+
+    @property
+    def offset(self) -> int:
+        """Stream bytes consumed (``initial`` ones included)."""
+        return self._c.offset
+
+    def __repr__(self) -> str:
+        return f"Demuxer(fmt={self.fmt}, offset={self.offset})"
+
+
+def _c_demux_from(demuxer: _CDemuxer, src_fd: int, out1: int, out2: int,
+                  initial: bytes = b"") -> tuple[int, bytes | None]:
+    d = demuxer
+    c = d._c
+    if initial:
+        d._input = memoryview(bytes(d._input) + bytes(initial))
+    while True:
+        inp = d._input
+        rc = _lib.vp_demux_from(c, d._cbuf, len(d._buf), _ffi.from_buffer(inp) if inp else _ffi.NULL,
+                                len(inp), d._used, src_fd, out1, out2, d.budget)
+        if d._used[0]:
+            d._input = inp[d._used[0] :]
+        if rc == _lib.VP_NEED_BUFFER:  # a control payload larger than the buffer
+            d._set_buffer(bytearray(_fallback.grown_size(c.need)))
+            continue
+        if rc == -errno.EBADMSG:
+            raise _fallback.corrupt(c.fmt, c.entry)
+        if rc < 0:
+            _raise(rc)
+        if rc == STATUS_CONTROL:
+            return rc, bytes(d._buf[: c.length])
+        return rc, None
 
 
 _SCAN_CHUNK = 4096  # entries per C call
@@ -168,6 +252,8 @@ if _lib is not None and os.environ.get("VARPOD_NATIVE", "") != "python":
     Cursor = _CCursor
     relay = _c_relay
     demux = _c_demux
+    Demuxer = _CDemuxer
+    demux_from = _c_demux_from
     scan = _c_scan
 else:
     IMPLEMENTATION = "python"
@@ -175,6 +261,8 @@ else:
     Cursor = _fallback.Cursor
     relay = _fallback.relay
     demux = _fallback.demux
+    Demuxer = _fallback.Demuxer
+    demux_from = _fallback.demux_from
     scan = _fallback.scan
 
 __all__ = [
@@ -184,8 +272,13 @@ __all__ = [
     "MODE_FRAMES",
     "MODE_RAW",
     "MODE_RECORDS",
+    "STATUS_CONTROL",
+    "STATUS_EOF",
+    "STATUS_INTERRUPTED",
     "Cursor",
+    "Demuxer",
     "demux",
+    "demux_from",
     "encode_frame",
     "pump",
     "relay",

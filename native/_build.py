@@ -21,9 +21,28 @@ ffi.cdef(
     };
     long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
                        long long end, int dst, int mode, unsigned mask,
-                       uint64_t since, uint64_t until);
+                       uint64_t since, uint64_t until, int merge);
     int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
                  size_t *consumed, int *control);
+
+    struct vp_demuxer {
+        long long offset;
+        long long entry;
+        size_t head;
+        size_t tail;
+        size_t need;
+        uint32_t length;
+        int fmt;
+        ...;
+    };
+    #define VP_CONTROL ...
+    #define VP_EOF ...
+    #define VP_INTERRUPTED ...
+    #define VP_NEED_BUFFER ...
+    void vp_demuxer_init(struct vp_demuxer *d, int fmt);
+    int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
+                      const char *in, size_t inlen, size_t *used,
+                      int src, int out1, int out2, long long budget);
     long long vp_scan(const char *buf, size_t len, size_t start, int fmt,
                       uint32_t *out, size_t max, size_t *next);
     """

@@ -6,8 +6,14 @@ wrappers for what needs no speed: argument checks and error messages.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import select
+import signal
 import struct
+import termios
+import threading
 import time
 
 _HEADER = struct.Struct(">B3xI")
@@ -21,6 +27,9 @@ CONTROL = 3
 
 MODE_RECORDS, MODE_FRAMES, MODE_RAW = 0, 1, 2
 RELAY_BUFSIZE = 2 << 20
+STATUS_CONTROL, STATUS_EOF, STATUS_INTERRUPTED = 0, 1, 2
+DEMUX_BUFSIZE = 1 << 20
+DEMUX_BUDGET = 16 << 20  # stream bytes one demux_from call consumes at most
 IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 
@@ -30,20 +39,50 @@ def encode_frame(stream: int, payload: bytes) -> bytes:
 
 
 def pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int = 1 << 20) -> tuple[int, bool]:
+    """What is in the pipe now becomes one record (reads gathered while FIONREAD says more
+    is there, up to ``bufsize``)."""
     total = 0
-    while total < budget:
-        try:
-            data = os.read(src, bufsize)
-        except BlockingIOError:
-            return total, False
-        except InterruptedError:
-            continue
-        if not data:
-            return total, True
-        n = len(data)
-        _writev_all(log_fd, [_HEADER.pack(stream, n), data, _TRAILER.pack(time.time_ns(), n)])
-        total += n + 20
-    return total, False
+    eof = False
+    while total < budget and not eof:
+        parts: list[bytes] = []
+        filled = 0
+        ts = 0
+        drained = False
+        while filled < bufsize:
+            want = bufsize - filled
+            if filled:  # gather only what is already there: never block
+                try:
+                    avail = struct.unpack("i", fcntl.ioctl(src, termios.FIONREAD, b"\0\0\0\0"))[0]
+                except OSError:
+                    avail = 0
+                if avail <= 0:
+                    break  # the next read says whether it is EAGAIN or EOF
+                want = min(want, avail)
+            try:
+                data = os.read(src, want)
+            except BlockingIOError:
+                drained = True
+                break
+            except InterruptedError:
+                continue
+            except OSError:
+                if not filled:
+                    raise
+                drained = True  # the error comes again on the next call, after this data is kept
+                break
+            if not data:
+                eof = True
+                break
+            if not filled:
+                ts = time.time_ns()
+            parts.append(data)
+            filled += len(data)
+        if filled:
+            _writev_all(log_fd, [_HEADER.pack(stream, filled), *parts, _TRAILER.pack(ts, filled)])
+            total += filled + 20
+        if drained:
+            break
+    return total, eof
 
 
 def _writev_all(fd: int, parts: list) -> None:
@@ -71,6 +110,11 @@ def check_relay_args(mode: int, since: int, until: int) -> None:
 def check_fmt(fmt: int) -> None:
     if fmt not in (MODE_RECORDS, MODE_FRAMES):
         raise ValueError(f"demux and scan read records or frames, not mode {fmt!r}")
+
+
+def check_budget(budget: int) -> None:
+    if not 0 < budget < 1 << 63:
+        raise ValueError(f"the budget is a positive byte count, not {budget!r}")
 
 
 def corrupt(fmt: int, offset: int) -> ValueError:
@@ -136,8 +180,9 @@ class Cursor:
 
 
 def relay(cursor: Cursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
-          since: int = 0, until: int = MAX_TIME) -> tuple[int, bool]:
+          since: int = 0, until: int = MAX_TIME, merge: bool = False) -> tuple[int, bool]:
     check_relay_args(mode, since, until)
+    convert = _convert_merged if merge and mode != MODE_RAW else _convert
     total = 0
     while True:
         out = cursor._out
@@ -154,7 +199,7 @@ def relay(cursor: Cursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
             return total, False
         view = memoryview(cursor._buf)[: min(len(cursor._buf), end - cursor.offset)]
         got = os.preadv(log_fd, [view], cursor.offset)
-        parts, used, bad = _convert(view[:got], mode, mask, since, until, cursor)
+        parts, used, bad = convert(view[:got], mode, mask, since, until, cursor)
         if used == 0 and not cursor._past_until:
             # Nothing whole at the start: corrupt, larger than the buffer, or a short read.
             if bad:
@@ -196,6 +241,47 @@ def _convert(buf: memoryview, mode: int, mask: int, since: int, until: int,
         pos += size
     if run_end > run_start:
         parts.append(buf[run_start:run_end])
+    return parts, pos, size < 0
+
+
+def _convert_merged(buf: memoryview, mode: int, mask: int, since: int, until: int,
+                    cursor: Cursor) -> tuple[list, int, bool]:
+    """_convert() merging consecutive selected records of one stream (up to 16 MiB) into one entry.
+
+    Only records converted together merge, as in C (where the comment says why
+    merging happens on the read side); headers are written anew.
+    """
+    parts: list = []
+    pos = 0
+    entry: list = []  # the open entry: stream, first time, length, payload views
+
+    def close() -> None:
+        stream, t, length, views = entry
+        parts.append(_HEADER.pack(stream, length))
+        parts.extend(views)
+        if mode == MODE_RECORDS:
+            parts.append(_TRAILER.pack(t, length))
+
+    while True:
+        size, stream, n = _entry_at(buf, pos, MODE_RECORDS)
+        if size <= 0:
+            break
+        t = _TIME.unpack_from(buf, pos + HEADER_SIZE + n)[0]
+        if t > until:
+            cursor._past_until = True
+            break
+        if mask >> stream & 1 and t >= since:
+            payload = buf[pos + HEADER_SIZE : pos + HEADER_SIZE + n]
+            if entry and entry[0] == stream and entry[2] + n <= MAX_PAYLOAD:
+                entry[2] += n
+                entry[3].append(payload)
+            else:
+                if entry:
+                    close()
+                entry = [stream, t, n, [payload]]
+        pos += size
+    if entry:
+        close()
     return parts, pos, size < 0
 
 
@@ -246,3 +332,222 @@ def scan(buf, fmt: int) -> tuple[list[tuple[int, int, int]], int]:
             return out, pos
         out.append((stream, pos + HEADER_SIZE, n))
         pos += size
+
+
+# -- demux_from ----------------------------------------------------------------------------
+
+_PART_HEADER, _PART_PAYLOAD, _PART_TRAILER = 0, 1, 2
+
+
+class _Stop(Exception):
+    """Ends a demux_from call with a status; the Demuxer keeps its place."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+class Demuxer:
+    """A reader's place in one record/frame stream between demux_from calls.
+
+    The parts of the current entry read so far, payload read but not yet
+    written, and the caller's bytes not yet consumed: an interrupted call
+    loses nothing and the next one repeats nothing. One thread at a time.
+    """
+
+    __slots__ = ("_buf", "_control", "_done", "_entry", "_fmt", "_header", "_input", "_length", "_offset",
+                 "_part", "_pending", "_pipes", "_trailer", "budget")
+
+    def __init__(self, fmt: int, budget: int = DEMUX_BUDGET) -> None:
+        check_fmt(fmt)
+        check_budget(budget)
+        self._fmt = fmt
+        self.budget = budget
+        self._offset = 0  # stream bytes consumed
+        self._entry = 0  # stream offset of the current entry
+        self._part = _PART_HEADER
+        self._header = bytearray()
+        self._trailer = bytearray()
+        self._control = bytearray()
+        self._length = 0
+        self._done = 0  # payload bytes consumed (streams 0 to 2)
+        self._buf = bytearray(DEMUX_BUFSIZE)
+        self._pending = memoryview(b"")  # read into _buf, not yet written
+        self._input = memoryview(b"")
+        self._pipes = [(-1, False), (-1, False)]  # (fd, is a pipe) for streams 1 and 2
+
+    @property
+    def fmt(self) -> int:
+        return self._fmt
+
+    @property
+    def offset(self) -> int:
+        """Stream bytes consumed (``initial`` ones included)."""
+        return self._offset
+
+    def __repr__(self) -> str:
+        return f"Demuxer(fmt={self._fmt}, offset={self._offset})"
+
+    def _step(self, src: int, out1: int, out2: int, watch: _SignalWatch) -> int | None:
+        """One part of an entry; a status when a control entry is complete."""
+        stream = self._header[0] if self._header else 0
+        if self._part == _PART_HEADER:
+            if not self._header:
+                self._entry = self._offset
+            self._take_exact(self._header, HEADER_SIZE, src, watch)
+            stream, n = _HEADER.unpack(self._header)
+            if stream > CONTROL or n > MAX_PAYLOAD or self._header[1:4] != bytes(3):
+                raise corrupt(self._fmt, self._entry)
+            self._length, self._done, self._part = n, 0, _PART_PAYLOAD
+            return None
+        if self._part == _PART_PAYLOAD:
+            if stream == CONTROL:
+                self._take_exact(self._control, self._length, src, watch)
+            else:
+                self._move_payload(src, stream, out1 if stream == 1 else out2 if stream == 2 else -1, watch)
+            if self._fmt == MODE_RECORDS:
+                self._part = _PART_TRAILER
+                return None
+        else:
+            self._take_exact(self._trailer, TRAILER_SIZE, src, watch)
+            if _LENGTH.unpack_from(self._trailer, 8)[0] != self._length:
+                raise corrupt(self._fmt, self._entry)
+        self._part = _PART_HEADER
+        self._header.clear()
+        self._trailer.clear()
+        return STATUS_CONTROL if stream == CONTROL else None
+
+    def _take(self, src: int, want: int, watch: _SignalWatch) -> bytes | memoryview:
+        """Up to ``want`` bytes: the caller's first, then from src."""
+        if self._input:
+            data, self._input = self._input[:want], self._input[want:]
+            return data
+        watch.wait(src, select.POLLIN)
+        data = os.read(src, want)
+        if not data:
+            raise _Stop(STATUS_EOF)
+        return data
+
+    def _take_exact(self, part: bytearray, want: int, src: int, watch: _SignalWatch) -> None:
+        while len(part) < want:
+            data = self._take(src, want - len(part), watch)
+            part += data
+            self._offset += len(data)
+
+    def _is_pipe(self, slot: int, fd: int) -> bool:
+        checked, pipe = self._pipes[slot]
+        if checked != fd:
+            try:
+                pipe = (os.fstat(fd).st_mode & 0o170000) == 0o010000  # S_ISFIFO
+            except OSError:
+                pipe = False
+            self._pipes[slot] = (fd, pipe)
+        return pipe
+
+    def _move_payload(self, src: int, stream: int, out: int, watch: _SignalWatch) -> None:
+        """The current payload to out (-1 discards): spliced into a pipe, else through _buf."""
+        while True:
+            while self._pending:
+                watch.wait(out, select.POLLOUT)
+                self._pending = self._pending[os.write(out, self._pending) :]
+            want = self._length - self._done
+            if not want:
+                return
+            if self._input:
+                chunk = self._input[:want]
+                n = len(chunk)
+                if out >= 0:
+                    watch.wait(out, select.POLLOUT)
+                    n = os.write(out, chunk)
+                self._input = self._input[n:]
+            elif out >= 0 and self._is_pipe(stream - 1, out):
+                watch.wait(src, select.POLLIN)
+                watch.wait(out, select.POLLOUT)
+                try:
+                    n = os.splice(src, out, want, flags=os.SPLICE_F_MOVE)
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+                    self._pipes[stream - 1] = (out, False)  # not spliceable after all
+                    continue
+                if not n:
+                    raise _Stop(STATUS_EOF)
+            else:
+                watch.wait(src, select.POLLIN)
+                n = os.readv(src, [memoryview(self._buf)[: min(want, len(self._buf))]])
+                if not n:
+                    raise _Stop(STATUS_EOF)
+                if out >= 0:
+                    self._pending = memoryview(self._buf)[:n]
+            self._done += n
+            self._offset += n
+
+
+def demux_from(demuxer: Demuxer, src_fd: int, out1: int, out2: int,
+               initial: bytes = b"") -> tuple[int, bytes | None]:
+    """``initial``, then the blocking src_fd, to out1/out2 until control, EOF or a signal.
+
+    (STATUS_CONTROL, its payload), (STATUS_EOF, None) or (STATUS_INTERRUPTED,
+    None): call again with the same Demuxer to go on.
+    """
+    d = demuxer
+    if initial:
+        d._input = memoryview(bytes(d._input) + bytes(initial))
+    start = d._offset
+    with _SignalWatch() as watch:
+        try:
+            while d._offset - start < d.budget:
+                if d._step(src_fd, out1, out2, watch) == STATUS_CONTROL:
+                    payload = bytes(d._control)
+                    d._control.clear()
+                    return STATUS_CONTROL, payload
+        except _Stop as stop:
+            return stop.status, None
+    return STATUS_INTERRUPTED, None
+
+
+class _SignalWatch:
+    """How the twin sees signals, which the C loop sees as EINTR.
+
+    CPython retries a system call a signal interrupted once the handler ran
+    (PEP 475), so Python code never sees EINTR. Instead, while a call runs in
+    the main thread (where handlers run), the signal wakeup fd is a pipe of
+    ours, polled along with each fd the call is about to wait for; what
+    arrives on it is passed on to the wakeup fd the caller had set.
+    """
+
+    def __enter__(self) -> _SignalWatch:
+        self._r = self._w = -1
+        if threading.current_thread() is threading.main_thread():
+            self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._old = signal.set_wakeup_fd(self._w)
+            self._poller = select.poll()
+            self._poller.register(self._r, select.POLLIN)
+        return self
+
+    def wait(self, fd: int, events: int) -> None:
+        """Until fd is ready for ``events`` (or in error: the call will say); _Stop on a signal."""
+        if self._r < 0:
+            return
+        self._poller.register(fd, events)
+        try:
+            ready = dict(self._poller.poll())
+        finally:
+            self._poller.unregister(fd)
+        if self._r in ready:
+            self._forward()
+            raise _Stop(STATUS_INTERRUPTED)
+
+    def _forward(self) -> None:
+        try:
+            numbers = os.read(self._r, 256)
+            if self._old >= 0:
+                os.write(self._old, numbers)
+        except OSError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self._r >= 0:
+            signal.set_wakeup_fd(self._old)
+            self._forward()
+            os.close(self._r)
+            os.close(self._w)

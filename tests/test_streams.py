@@ -220,9 +220,11 @@ def test_logs_tail_since_until_timestamps(client, rootfs):
     c = client.create(rootfs, ["/bin/sh", "-c", "echo a; sleep 0.3; echo b; sleep 0.3; echo c"])
     client.start(c.id)
     client.wait(c.id)
-    recs = list(client.logs(c.id))
-    assert b"".join(r.payload for r in recs) == b"a\nb\nc\n"
-    assert [r.payload for r in client.logs(c.id, tail=2)] == [b"b\n", b"c\n"]
+    recs = list(client.logs(c.id, timestamps=True))  # one record per read, each with its time
+    assert [r.payload for r in recs] == [b"a\n", b"b\n", b"c\n"]
+    assert [r.payload for r in client.logs(c.id)] == [b"a\nb\nc\n"]  # merged by default
+    assert recs[0].time < recs[1].time < recs[2].time
+    assert b"".join(r.payload for r in client.logs(c.id, tail=2)) == b"b\nc\n"
     assert list(client.logs(c.id, tail=0)) == []
     t_b = next(r.time for r in recs if r.payload == b"b\n")
     assert b"".join(r.payload for r in client.logs(c.id, since=t_b)) == b"b\nc\n"

@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,36 +55,72 @@ static int writev_all(int fd, struct iovec *iov, int cnt)
     return 0;
 }
 
+static int append_record(int log_fd, int stream, const char *buf, size_t n, uint64_t ts_ns)
+{
+    unsigned char hdr[8] = {(unsigned char)stream, 0, 0, 0};
+    unsigned char trl[12];
+    put_be32(hdr + 4, (uint32_t)n);
+    put_be64(trl, ts_ns);
+    put_be32(trl + 8, (uint32_t)n);
+    struct iovec iov[3] = {{hdr, 8}, {(void *)buf, n}, {trl, 12}};
+    return writev_all(log_fd, iov, 3);
+}
+
+/* What is in the pipe now becomes one record: reads are gathered into buf while
+ * FIONREAD says more is there, until buf is full. A PTY hands out a few KiB per read and a
+ * line-by-line producer a line: a record per read would multiply headers,
+ * writes and every reader's work. The record's time is its first read's. */
 long long vp_pump(int src, int log_fd, int stream, long long budget,
                   char *buf, size_t bufsize, int *eof)
 {
     long long total = 0;
     *eof = 0;
-    while (total < budget) {
-        ssize_t n = read(src, buf, bufsize);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
+    while (total < budget && !*eof) {
+        size_t filled = 0;
+        uint64_t ts_ns = 0;
+        int drained = 0;
+        while (filled < bufsize) {
+            size_t want = bufsize - filled;
+            if (filled) {
+                /* Gather only what is already there: never block, nor spend a read on EAGAIN. */
+                int avail = 0;
+                if (ioctl(src, FIONREAD, &avail) < 0 || avail <= 0)
+                    break; /* the next read says whether it is EAGAIN or EOF */
+                if ((size_t)avail < want)
+                    want = (size_t)avail;
+            }
+            ssize_t n = read(src, buf + filled, want);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN) {
+                    drained = 1;
+                    break;
+                }
+                if (filled == 0)
+                    return -errno;
+                drained = 1; /* report the error on the next call, after this data is kept */
                 break;
-            return -errno;
+            }
+            if (n == 0) {
+                *eof = 1;
+                break;
+            }
+            if (filled == 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            }
+            filled += (size_t)n;
         }
-        if (n == 0) {
-            *eof = 1;
+        if (filled) {
+            int rc = append_record(log_fd, stream, buf, filled, ts_ns);
+            if (rc < 0)
+                return rc;
+            total += (long long)filled + 20;
+        }
+        if (drained)
             break;
-        }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        unsigned char hdr[8] = {(unsigned char)stream, 0, 0, 0};
-        unsigned char trl[12];
-        put_be32(hdr + 4, (uint32_t)n);
-        put_be64(trl, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
-        put_be32(trl + 8, (uint32_t)n);
-        struct iovec iov[3] = {{hdr, 8}, {buf, (size_t)n}, {trl, 12}};
-        int rc = writev_all(log_fd, iov, 3);
-        if (rc < 0)
-            return rc;
-        total += n + 20;
     }
     return total;
 }
@@ -151,9 +190,90 @@ static int convert(char *buf, size_t len, int mode, unsigned mask, uint64_t sinc
     return rc;
 }
 
+/* Close the merged entry whose header is at buf[at]: its header gets the
+ * merged length and, for records, a trailer with the first record's time
+ * goes after the payload at buf[w]. Returns the new write position. */
+static size_t close_merged(char *buf, size_t at, size_t w, int mode, unsigned stream,
+                           uint32_t length, uint64_t t)
+{
+    unsigned char *h = (unsigned char *)buf + at;
+    h[0] = (unsigned char)stream;
+    h[1] = h[2] = h[3] = 0;
+    put_be32(h + 4, length);
+    if (mode != VP_RECORDS)
+        return w;
+    put_be64((unsigned char *)buf + w, t);
+    put_be32((unsigned char *)buf + w + 8, length);
+    return w + TRAILER;
+}
+
+/* convert() for merge: consecutive selected records of one stream become one
+ * entry, so a log written a line at a time (one small record per read of the
+ * container's pipe) replays as a few large entries, and the client pays per
+ * entry, not per read.
+ * Merging is done here, on the read side, and not when the log is written:
+ * the log keeps one record per read, with that read's time, which
+ * `--timestamps` prints and --since/--until select by. A merged record carries
+ * its first record's time; the followers that asked for merging do not print
+ * times. Only records converted together merge: output already pending from
+ * an earlier pass is never reopened, so the batches are the same as without
+ * merging (and the Python twin's the same as these).
+ * The compaction argument of convert() still holds: an open entry's output so
+ * far plus the trailer it will get (8 + payloads + 12) is no longer than its
+ * input records (payloads + 20 each), so the write position, trailer included,
+ * stays behind the read position. Headers are written anew (reserved bytes
+ * zero), since a merged one needs the merged length anyway. RAW mode has no
+ * boundaries to merge and goes through convert(). */
+static int convert_merged(char *buf, size_t len, int mode, unsigned mask, uint64_t since,
+                          uint64_t until, size_t *used, size_t *out, int *past_until)
+{
+    size_t r = 0, w = 0, at = 0;
+    int open = 0, rc = 0;
+    unsigned open_stream = 0;
+    uint32_t open_length = 0;
+    uint64_t open_time = 0;
+    while (r < len) {
+        unsigned stream;
+        uint32_t n;
+        long long size = entry_at((unsigned char *)buf + r, len - r, VP_RECORDS, &stream, &n);
+        if (size <= 0) {
+            rc = (int)size;
+            break;
+        }
+        uint64_t t = get_be64((unsigned char *)buf + r + HEADER + n);
+        if (t > until) {
+            *past_until = 1;
+            break;
+        }
+        if ((mask >> stream & 1) && t >= since) {
+            if (open && stream == open_stream && open_length + n <= MAX_PAYLOAD) {
+                memmove(buf + w, buf + r + HEADER, n);
+                w += n;
+                open_length += n;
+            } else {
+                if (open)
+                    w = close_merged(buf, at, w, mode, open_stream, open_length, open_time);
+                open = 1;
+                at = w;
+                open_stream = stream;
+                open_length = n;
+                open_time = t;
+                memmove(buf + w, buf + r, HEADER + (size_t)n);
+                w += HEADER + (size_t)n;
+            }
+        }
+        r += (size_t)size;
+    }
+    if (open)
+        w = close_merged(buf, at, w, mode, open_stream, open_length, open_time);
+    *used = r;
+    *out = w;
+    return rc;
+}
+
 long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
                    long long end, int dst, int mode, unsigned mask,
-                   uint64_t since, uint64_t until)
+                   uint64_t since, uint64_t until, int merge)
 {
     long long total = 0;
     c->need = 0;
@@ -187,7 +307,10 @@ long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
         if (got < 0)
             return -errno;
         size_t used, out;
-        int rc = convert(buf, (size_t)got, mode, mask, since, until, &used, &out, &c->past_until);
+        int rc = merge && mode != VP_RAW
+                     ? convert_merged(buf, (size_t)got, mode, mask, since, until, &used, &out,
+                                      &c->past_until)
+                     : convert(buf, (size_t)got, mode, mask, since, until, &used, &out, &c->past_until);
         if (used == 0 && !c->past_until) {
             /* Nothing whole at the start: a corrupt record, one larger than
              * the buffer (the caller grows it and calls again), or a short
@@ -257,6 +380,198 @@ int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
             return wrc;
     }
     return rc;
+}
+
+/* -- demux_from: one stream, read as it arrives -------------------------------------------- */
+
+/* The caller may hold bytes it already read from src (what came with the
+ * upgrade reply); they go first, src is read once they are used up. */
+struct source {
+    const char *in;
+    size_t len;
+    size_t pos;
+    int fd;
+};
+
+enum { PART_HEADER, PART_PAYLOAD, PART_TRAILER };
+
+void vp_demuxer_init(struct vp_demuxer *d, int fmt)
+{
+    memset(d, 0, sizeof *d);
+    d->fmt = fmt;
+    d->part = PART_HEADER;
+    d->out_fd[0] = d->out_fd[1] = -1;
+}
+
+/* Inside the demuxer a step returns 0 to go on, or stops with -errno or a
+ * VP_* status carried as STOP(status), clear of every errno. */
+#define STOP(status) (-1000 - (status))
+#define IS_STOP(rc) ((rc) <= -1000)
+#define STATUS_OF(rc) ((int)(-1000 - (rc)))
+
+/* A read/write/splice result: bytes (> 0) pass through; EOF and EINTR stop. */
+static ssize_t io_result(ssize_t n)
+{
+    if (n > 0)
+        return n;
+    if (n == 0)
+        return STOP(VP_EOF);
+    return errno == EINTR ? STOP(VP_INTERRUPTED) : -errno;
+}
+
+/* Exactly `want` bytes into p across calls: *done says how many are there. */
+static ssize_t take_exact(struct vp_demuxer *d, struct source *s, unsigned char *p,
+                          uint32_t want)
+{
+    while (d->done < want) {
+        ssize_t n;
+        if (s->pos < s->len) {
+            n = s->len - s->pos < want - d->done ? (ssize_t)(s->len - s->pos)
+                                                 : (ssize_t)(want - d->done);
+            memcpy(p + d->done, s->in + s->pos, (size_t)n);
+            s->pos += (size_t)n;
+        } else {
+            n = io_result(read(s->fd, p + d->done, want - d->done));
+            if (n < 0)
+                return n;
+        }
+        d->done += (uint32_t)n;
+        d->offset += n;
+    }
+    return 0;
+}
+
+/* Is out (stream 1 or 2's fd) a pipe? fstat once per fd, remembered. */
+static int out_is_pipe(struct vp_demuxer *d, int slot, int out)
+{
+    if (d->out_fd[slot] != out) {
+        struct stat st;
+        d->out_fd[slot] = out;
+        d->out_pipe[slot] = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode);
+    }
+    return d->out_pipe[slot];
+}
+
+/* The current entry's payload (stream 0-2) to out, -1 discarding. Into a pipe
+ * it is spliced from src, so no byte passes through user space; otherwise it
+ * goes through buf, and what a write has not taken yet is buf[head, tail),
+ * kept for the next call after an interruption. Returns 0 once it is all out. */
+static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, size_t bufsize,
+                            int slot, int out)
+{
+    for (;;) {
+        while (d->head < d->tail) {
+            ssize_t n = io_result(write(out, buf + d->head, d->tail - d->head));
+            if (n < 0)
+                return n;
+            d->head += (size_t)n;
+        }
+        d->head = d->tail = 0;
+        if (d->done == d->length)
+            return 0;
+        size_t want = d->length - d->done;
+        ssize_t n;
+        if (s->pos < s->len) {
+            /* The caller's bytes go out straight from where they are. */
+            n = s->len - s->pos < want ? (ssize_t)(s->len - s->pos) : (ssize_t)want;
+            if (out >= 0) {
+                n = io_result(write(out, s->in + s->pos, (size_t)n));
+                if (n < 0)
+                    return n;
+            }
+            s->pos += (size_t)n;
+        } else if (out >= 0 && out_is_pipe(d, slot, out)) {
+            n = splice(s->fd, NULL, out, NULL, want, SPLICE_F_MOVE);
+            if (n < 0 && errno == EINVAL) {
+                d->out_pipe[slot] = 0; /* src cannot be spliced from: read and write */
+                continue;
+            }
+            n = io_result(n);
+            if (n < 0)
+                return n;
+        } else {
+            n = io_result(read(s->fd, buf, want < bufsize ? want : bufsize));
+            if (n < 0)
+                return n;
+            if (out >= 0)
+                d->tail = (size_t)n;
+        }
+        d->done += (uint32_t)n;
+        d->offset += n;
+    }
+}
+
+/* The whole header is in: judge it before waiting for a payload that garbage
+ * may never send. */
+static int check_header(struct vp_demuxer *d, size_t bufsize)
+{
+    const unsigned char *h = d->header;
+    uint32_t n = get_be32(h + 4);
+    if (h[0] > 3 || h[1] || h[2] || h[3] || n > MAX_PAYLOAD)
+        return -EBADMSG;
+    d->length = n;
+    if (h[0] == 3 && n > bufsize) {
+        d->need = n;
+        return STOP(VP_NEED_BUFFER);
+    }
+    return 0;
+}
+
+static ssize_t demux_step(struct vp_demuxer *d, struct source *s, char *buf, size_t bufsize,
+                          int out1, int out2)
+{
+    ssize_t rc;
+    unsigned stream = d->header[0];
+    switch (d->part) {
+    case PART_HEADER:
+        if (d->done == 0)
+            d->entry = d->offset;
+        if ((rc = take_exact(d, s, d->header, HEADER)) < 0 || (rc = check_header(d, bufsize)) < 0)
+            return rc;
+        d->part = PART_PAYLOAD;
+        d->done = 0;
+        return 0;
+    case PART_PAYLOAD:
+        if (stream == 3)
+            rc = take_exact(d, s, (unsigned char *)buf, d->length);
+        else
+            rc = move_payload(d, s, buf, bufsize, stream == 2,
+                              stream == 1 ? out1 : stream == 2 ? out2 : -1);
+        if (rc < 0)
+            return rc;
+        d->part = d->fmt == VP_RECORDS ? PART_TRAILER : PART_HEADER;
+        d->done = 0;
+        return d->part == PART_HEADER && stream == 3 ? STOP(VP_CONTROL) : 0;
+    default:
+        if ((rc = take_exact(d, s, d->trailer, TRAILER)) < 0)
+            return rc;
+        if (get_be32(d->trailer + 8) != d->length)
+            return -EBADMSG;
+        d->part = PART_HEADER;
+        d->done = 0;
+        return stream == 3 ? STOP(VP_CONTROL) : 0;
+    }
+}
+
+int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
+                  const char *in, size_t inlen, size_t *used,
+                  int src, int out1, int out2, long long budget)
+{
+    struct source s = {in, inlen, 0, src};
+    long long start = d->offset;
+    ssize_t rc = 0;
+    d->need = 0;
+    if ((d->fmt != VP_RECORDS && d->fmt != VP_FRAMES) || d->head > d->tail || d->tail > bufsize)
+        rc = -EINVAL;
+    /* The budget bounds one call even when nothing blocks (a long replay):
+     * a signal that arrived between system calls interrupted none of them,
+     * and its Python handler only runs once this returns. */
+    while (rc == 0 && d->offset - start < budget)
+        rc = demux_step(d, &s, buf, bufsize, out1, out2);
+    *used = s.pos;
+    if (rc == 0)
+        return VP_INTERRUPTED;
+    return IS_STOP(rc) ? STATUS_OF(rc) : (int)rc;
 }
 
 long long vp_scan(const char *buf, size_t len, size_t start, int fmt,

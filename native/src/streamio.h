@@ -32,10 +32,13 @@ struct vp_cursor {
  * log_fd in [c->offset, end) selected by stream mask (bit 1 << stream) and
  * time window [since, until] into `mode`, and write them, until end, the
  * until cut-off, EAGAIN on dst, or a record larger than bufsize (c->need).
+ * With merge (RECORDS and FRAMES modes), consecutive selected records of one
+ * stream within one buffer's worth of log go out as one entry of at most
+ * 16 MiB; a merged record carries the first record's time.
  * Returns bytes written to dst; -EBADMSG for a corrupt record. */
 long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
                    long long end, int dst, int mode, unsigned mask,
-                   uint64_t since, uint64_t until);
+                   uint64_t since, uint64_t until, int merge);
 
 /* Write the payloads of the complete records/frames (fmt) at the start of buf
  * to out1 (stream 1) or out2 (stream 2); fd -1 or stream 0 discards. Stops
@@ -44,6 +47,44 @@ long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
  * Returns 0, or -EBADMSG for a corrupt entry (its offset is *consumed). */
 int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
              size_t *consumed, int *control);
+
+/* A reader of one record/frame stream (a client's end of Logs or attach),
+ * between calls of vp_demux_from: where it is inside the current entry. Its
+ * buffer lives with the caller; buf[head, tail) is payload read from src and
+ * not yet written. Set up with vp_demuxer_init. */
+struct vp_demuxer {
+    long long offset;     /* stream bytes consumed: the caller's bytes, then src */
+    long long entry;      /* stream offset of the current entry (error messages) */
+    size_t head;
+    size_t tail;
+    size_t need;          /* with VP_NEED_BUFFER: the control payload needs this much buf */
+    uint32_t length;      /* payload length of the current entry, once its header is in */
+    uint32_t done;        /* bytes of the current part (header, payload, trailer) consumed */
+    int fmt;
+    int part;
+    int out_fd[2];        /* the fds out_pipe describes (stream 1, stream 2); -1: none yet */
+    int out_pipe[2];      /* 1: that fd is a pipe, so payloads are spliced into it */
+    unsigned char header[8];
+    unsigned char trailer[12];
+};
+
+/* What vp_demux_from stopped at. */
+#define VP_CONTROL 0      /* a whole control entry; its payload is buf[0, d->length) */
+#define VP_EOF 1          /* src reached EOF (perhaps inside an entry) */
+#define VP_INTERRUPTED 2  /* a signal interrupted a blocking call, or `budget` was spent */
+#define VP_NEED_BUFFER 3  /* a control payload larger than bufsize: d->need; call again */
+
+void vp_demuxer_init(struct vp_demuxer *d, int fmt);
+
+/* Consume the caller's bytes in[0, inlen), then read the blocking fd src, and
+ * write each payload to blocking out1 (stream 1) / out2 (stream 2), fd -1 or
+ * stream 0 discarding, until a control entry, EOF, EINTR or `budget` stream
+ * bytes consumed. *used says how much of `in` was consumed. Returns a VP_*
+ * status, -EBADMSG for a corrupt entry (at d->entry; it stays corrupt), or
+ * -errno. */
+int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
+                  const char *in, size_t inlen, size_t *used,
+                  int src, int out1, int out2, long long budget);
 
 /* The complete records/frames of buf[start, len) as (stream, payload offset
  * from start, payload length) triples in out, at most max of them. *next is
