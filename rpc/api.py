@@ -116,10 +116,15 @@ class API:
 
     def logs(self, name: str, *, follow: bool = False, tail: int | None = None,
              since: int | None = None, until: int | None = None, stdout: bool = True,
-             stderr: bool = True) -> Any:
-        """Log records (``.stream``, ``.time`` ns, ``.payload``) on a connection of their own."""
+             stderr: bool = True, timestamps: bool = False) -> Any:
+        """Log records (``.stream``, ``.time`` ns, ``.payload``) on a connection of their own.
+
+        Consecutive records of one stream come merged, stamped with the first one's
+        time; ``timestamps=True`` keeps each pipe read's own record and time.
+        """
         params = _opts(name=name, follow=follow or None, tail=tail, since=since, until=until,
-                       stdout=None if stdout else False, stderr=None if stderr else False)
+                       stdout=None if stdout else False, stderr=None if stderr else False,
+                       timestamps=timestamps or None)
         return self._records(CONTAINER + "Logs", params)
 
     def attach(self, name: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,

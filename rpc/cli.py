@@ -52,7 +52,121 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("command", nargs=argparse.REMAINDER)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _names(p: argparse.ArgumentParser) -> None:
+    p.add_argument("names", nargs="+")
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", help="state directory (default /var/lib/varpod)")
+    p.add_argument("--run-root", help="runtime directory (default /run/varpod)")
+    p.add_argument("--config", help="TOML configuration file")
+    p.add_argument("--log-level", help="debug, info, warning, error")
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-d", "--detach", action="store_true", help="print the ID and return")
+    _container_flags(p)
+
+
+def _stop_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-t", "--time", type=int, help="seconds before SIGKILL")
+    _names(p)
+
+
+def _kill_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-s", "--signal", default="KILL")
+    _names(p)
+
+
+def _wait_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--condition", action="append", default=[])
+    _names(p)
+
+
+def _rm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--force", action="store_true", help="stop running containers first")
+    p.add_argument("-t", "--time", type=int, help="stop timeout with --force (default 0)")
+    _names(p)
+
+
+def _ps_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+
+
+def _logs_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--tail", type=int, help="only the last N lines")
+    p.add_argument("--since", help="RFC 3339 time, unix seconds, or a duration like 10m")
+    p.add_argument("--until", help="RFC 3339 time, unix seconds, or a duration like 10m")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("name")
+
+
+def _attach_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-stdin", action="store_true", help="do not send stdin")
+    p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
+    p.add_argument("name")
+
+
+def _exec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("--privileged", action="store_true", help="all capabilities")
+    p.add_argument("--cap-add", action="append", default=[])
+    p.add_argument("--detach-keys")
+    p.add_argument("name")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _events_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--stream", default="true", choices=["true", "false"],
+                   help="keep streaming new events (default true)")
+
+
+def _format_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
+# command -> (help, how its arguments are declared)
+SUBCOMMANDS = {
+    "serve": ("run the daemon", _serve_args),
+    "run": ("create and start a container", _run_args),
+    "create": ("create a container", _container_flags),
+    "start": ("start containers", _names),
+    "stop": ("stop containers", _stop_args),
+    "restart": ("restart containers", _stop_args),
+    "kill": ("signal containers", _kill_args),
+    "pause": ("pause containers", _names),
+    "unpause": ("unpause containers", _names),
+    "wait": ("wait for containers to stop; print exit codes", _wait_args),
+    "rm": ("remove containers", _rm_args),
+    "ps": ("list containers", _ps_args),
+    "inspect": ("show containers as podman-shaped JSON", _names),
+    "logs": ("print a container's output", _logs_args),
+    "attach": ("attach to a running container", _attach_args),
+    "exec": ("run a command in a running container", _exec_args),
+    "events": ("show events", _events_args),
+    "info": ("daemon, runtimes and native extension status", _format_args),
+    "init": ("init containers", _names),
+    "sync": ("sync state with the runtime", _names),
+    "checkpoint": ("checkpoint containers with CRIU (probed)", _names),
+    "restore": ("restore checkpointed containers (probed)", _names),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or (``only``) just the one command's: each costs start-up time."""
     # A fixed help width: the default formatter imports shutil (~3 ms) on every start-up.
     width = int(os.environ.get("COLUMNS", "100"))
 
@@ -68,83 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--socket", default=argparse.SUPPRESS, help=socket_help)
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
-    _add = sub.add_parser
-    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], formatter_class=formatter,  # type: ignore[method-assign]
-                                              **kw)
-
-    p = sub.add_parser("serve", help="run the daemon")
-    p.add_argument("--root", help="state directory (default /var/lib/varpod)")
-    p.add_argument("--run-root", help="runtime directory (default /run/varpod)")
-    p.add_argument("--config", help="TOML configuration file")
-    p.add_argument("--log-level", help="debug, info, warning, error")
-
-    p = sub.add_parser("run", help="create and start a container")
-    p.add_argument("-d", "--detach", action="store_true", help="print the ID and return")
-    _container_flags(p)
-    p = sub.add_parser("create", help="create a container")
-    _container_flags(p)
-
-    for name, text in (("start", "start containers"), ("pause", "pause containers"),
-                       ("unpause", "unpause containers"), ("init", "init containers"),
-                       ("sync", "sync state with the runtime"),
-                       ("checkpoint", "checkpoint containers with CRIU (probed)"),
-                       ("restore", "restore checkpointed containers (probed)")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("names", nargs="+")
-    for name in ("stop", "restart"):
-        p = sub.add_parser(name, help=f"{name} containers")
-        p.add_argument("-t", "--time", type=int, help="seconds before SIGKILL")
-        p.add_argument("names", nargs="+")
-    p = sub.add_parser("kill", help="signal containers")
-    p.add_argument("-s", "--signal", default="KILL")
-    p.add_argument("names", nargs="+")
-    p = sub.add_parser("wait", help="wait for containers to stop; print exit codes")
-    p.add_argument("--condition", action="append", default=[])
-    p.add_argument("names", nargs="+")
-    p = sub.add_parser("rm", help="remove containers")
-    p.add_argument("-f", "--force", action="store_true", help="stop running containers first")
-    p.add_argument("-t", "--time", type=int, help="stop timeout with --force (default 0)")
-    p.add_argument("names", nargs="+")
-    p = sub.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    p = sub.add_parser("inspect", help="show containers as podman-shaped JSON")
-    p.add_argument("names", nargs="+")
-    p = sub.add_parser("logs", help="print a container's output")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("-n", "--tail", type=int, help="only the last N lines")
-    p.add_argument("--since", help="RFC 3339 time, unix seconds, or a duration like 10m")
-    p.add_argument("--until", help="RFC 3339 time, unix seconds, or a duration like 10m")
-    p.add_argument("-t", "--timestamps", action="store_true")
-    p.add_argument("name")
-    p = sub.add_parser("attach", help="attach to a running container")
-    p.add_argument("--no-stdin", action="store_true", help="do not send stdin")
-    p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
-    p.add_argument("name")
-    p = sub.add_parser("exec", help="run a command in a running container")
-    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
-    p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
-    p.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("-w", "--workdir")
-    p.add_argument("-u", "--user")
-    p.add_argument("--privileged", action="store_true", help="all capabilities")
-    p.add_argument("--cap-add", action="append", default=[])
-    p.add_argument("--detach-keys")
-    p.add_argument("name")
-    p.add_argument("command", nargs=argparse.REMAINDER)
-    p = sub.add_parser("events", help="show events")
-    p.add_argument("--since")
-    p.add_argument("--until")
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--stream", default="true", choices=["true", "false"],
-                   help="keep streaming new events (default true)")
-    p = sub.add_parser("info", help="daemon, runtimes and native extension status")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    for name, (text, declare) in SUBCOMMANDS.items():
+        if only is None or name == only:
+            declare(sub.add_parser(name, help=text, parents=[common], formatter_class=formatter))
     return parser
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The command word, skipping a leading ``--socket PATH``; None if unclear."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--socket":
+            i += 2
+        elif word.startswith("--socket="):
+            i += 1
+        else:
+            return word if word in SUBCOMMANDS else None
+    return None
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -288,15 +343,18 @@ def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
         except VarpodError:
             pass
 
-    relay = SessionRelay(session.fileno(), session.take_buffered(), tty=session.tty,
-                         send_stdin=send_stdin, decode_control=codec.decode_control,
-                         on_resize=resize, on_signal=forward)
     try:
-        if session.tty and send_stdin:
-            with raw_terminal(0):
-                end = relay.run()
+        if not session.tty and not send_stdin:
+            end = _output_only(session, forward)
         else:
-            end = relay.run()
+            relay = SessionRelay(session.fileno(), session.take_buffered(), tty=session.tty,
+                                 send_stdin=send_stdin, decode_control=codec.decode_control,
+                                 on_resize=resize, on_signal=forward)
+            if session.tty and send_stdin:
+                with raw_terminal(0):
+                    end = relay.run()
+            else:
+                end = relay.run()
     finally:
         session.close()
     if "error" in end:
@@ -315,6 +373,32 @@ def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
         return None
     waited = client.wait(name)
     return waited["exit_code"] if waited["exit_code_known"] else EXIT_ERROR
+
+
+def _output_only(session: Any, forward: Any) -> dict:
+    """No input to relay: the whole stream in C, SIGINT/SIGTERM passed to the container."""
+    import signal
+
+    from .terminal import pump_stream
+
+    caught: list[int] = []
+    handlers = {s: signal.signal(s, lambda sig, _f: caught.append(sig))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def on_signal() -> None:
+        while caught:
+            forward(caught.pop(0))
+
+    try:
+        end = pump_stream(session.fileno(), session.take_buffered(), records=False,
+                          on_signal=on_signal)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    if end is None:
+        return {"error": "io.varpod.Stream.StreamBroken",
+                "message": "the daemon closed the stream without saying how it ended"}
+    return end
 
 
 def cmd_attach(client: Client, a: argparse.Namespace) -> int:
@@ -469,7 +553,7 @@ def cmd_logs(client: Client, a: argparse.Namespace) -> int:
             "until": parse_time(a.until)}
     try:
         if a.timestamps:
-            _write_records(client.logs(a.name, **opts), timestamps=True)
+            _write_records(client.logs(a.name, timestamps=True, **opts), timestamps=True)
         else:
             _demux_logs(client, a.name, opts)
     except BrokenPipeError:
@@ -478,31 +562,24 @@ def cmd_logs(client: Client, a: argparse.Namespace) -> int:
 
 
 def _demux_logs(client: Client, name: str, opts: dict) -> None:
-    """Records straight to stdout/stderr through the C demux: no object per record."""
-    from .. import native
-    from .minipack import MiniCodec
-
+    """Records straight to stdout/stderr by the C demultiplexer: no object per record."""
     sys.stdout.flush()
     params = {"name": name, **{k: v for k, v in opts.items() if v is not None and v is not False}}
-    conn = client._open_upgraded("io.varpod.Container.Logs", params)
+    from .terminal import pump_stream
+
+    conn = client.open_stream("io.varpod.Container.Logs", params)
     try:
-        buf = conn._conn.take_rest()
-        while True:
-            consumed, control_at = native.demux(buf, native.MODE_RECORDS, 1, 2)
-            buf = buf[consumed:]
-            if control_at >= 0:
-                n = int.from_bytes(buf[4:8], "big")
-                if len(buf) >= 8 + n:
-                    end = MiniCodec().decode_control(bytes(buf[8 : 8 + n]))
-                    if "error" in end:
-                        raise from_wire(str(end["error"]), {"message": end.get("message", "")})
-                    return
-            data = conn._recv()
-            if not data:
-                raise StreamBroken("the log stream ended without its end record")
-            buf = buf + data if buf else data
+        end = pump_stream(conn.fileno(), conn.take_buffered(), records=True)
     finally:
         conn.close()
+    if end is None:
+        raise StreamBroken("the log stream ended without its end record")
+    _raise_stream_error(end)
+
+
+def _raise_stream_error(end: dict) -> None:
+    if "error" in end:
+        raise from_wire(str(end["error"]), {"message": end.get("message", "")})
 
 
 def cmd_events(client: Client, a: argparse.Namespace) -> int:
@@ -578,7 +655,8 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    a = build_parser(_command_of(argv)).parse_args(argv)
     if a.cmd == "serve":
         return cmd_serve(a)
     if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":

@@ -1,7 +1,7 @@
 """The clients: two thin I/O shells over one sans-IO ``ClientConnection``.
 
 ``Client`` is blocking and never imports asyncio or anyio (that import alone
-costs ~60 ms of start-up here). ``AsyncClient`` imports anyio when it connects.
+costs ~60 ms of start-up here). ``AsyncClient`` imports asyncio when it connects.
 Server errors are raised as the same exception classes the daemon raised.
 """
 
@@ -186,6 +186,15 @@ class Client(_Results, API):
         sub = self._open_upgraded(method, params)
         return sub._read_records()
 
+    def open_stream(self, method: str, params: dict[str, Any]) -> Client:
+        """A connection of its own, upgraded to a raw stream after a successful reply
+        (its ``upgrade_reply``); read it with ``take_buffered()`` then the fd."""
+        return self._open_upgraded(method, params)
+
+    def take_buffered(self) -> bytes:
+        """Bytes received past the upgrade reply, not yet read by anyone."""
+        return self._conn.take_rest()
+
     def _open_upgraded(self, method: str, params: dict[str, Any]) -> Client:
         """A connection of its own, upgraded to a raw stream after a successful reply."""
         sub = Client(self.path, raw=self._raw)
@@ -243,47 +252,88 @@ class Client(_Results, API):
 class _Slot:
     """A caller waiting for its replies on an AsyncClient connection."""
 
-    __slots__ = ("event", "replies")
+    __slots__ = ("replies", "waiter")
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
-        self.event: Any = None  # set while the caller sleeps, waiting for a reply or its turn
+        self.waiter: Any = None  # a future while the caller sleeps
+
+
+class _Wire:
+    """The asyncio Protocol under an AsyncClient: received bytes go straight to it.
+
+    A Protocol, not a stream object: with 64 calls in flight the per-call cost
+    is what counts, and a callback resolving futures is the cheapest way here.
+    """
+
+    def __init__(self) -> None:
+        self.client: AsyncClient | None = None
+        self.transport: Any = None
+        self.writable: Any = None  # a future while the transport's buffer is full
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.client._on_data(data)
+
+    def eof_received(self) -> bool:
+        self.client._on_lost(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.client._on_lost(exc)
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+
+    def pause_writing(self) -> None:
+        import asyncio
+
+        self.writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.writable is not None and not self.writable.done():
+            self.writable.set_result(None)
+        self.writable = None
 
 
 class AsyncClient(_Results, API):
-    """anyio client. Many tasks may call at once on one connection: calls are
-    pipelined and replies, which come back in order, are handed to their callers.
+    """Async client (asyncio, and anyio on its asyncio backend). Many tasks may call
+    at once on one connection: calls are pipelined and replies, which come back in
+    order, are handed to their callers.
 
         async with await AsyncClient.connect() as client:
             await client.start("web")
     """
 
-    def __init__(self, stream: Any, path: str, raw: bool = False) -> None:
-        import anyio
+    def __init__(self, wire: _Wire, path: str, raw: bool = False) -> None:
+        import asyncio
 
-        self._anyio = anyio
+        self._loop = asyncio.get_running_loop()
         self.path = path
         self._raw = raw
-        self._stream_obj = stream
+        self._wire = wire
+        wire.client = self
         self._conn = ClientConnection(_codec(raw))
         self._slots: deque[_Slot] = deque()  # awaiting a reply, in send order
-        self._outgoing: list[bytes] = []
-        self._sending = False
-        self._reading = False
+        self._lost = False
+        # After an upgrade: raw bytes for the stream reader, and its waiter.
+        self._raw_data: deque[bytes] = deque()
+        self._raw_waiter: Any = None
 
     @classmethod
     async def connect(cls, path: str | None = None, *, raw: bool = False) -> AsyncClient:
-        import anyio
+        import asyncio
 
         path = socket_path(path)
         try:
-            stream = await anyio.connect_unix(path)
+            _, wire = await asyncio.get_running_loop().create_unix_connection(_Wire, path)
         except OSError as e:
             raise _unavailable(path, e) from None
-        return cls(stream, path, raw)
+        return cls(wire, path, raw)
 
     async def aclose(self) -> None:
-        await self._stream_obj.aclose()
+        self._wire.transport.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -291,62 +341,71 @@ class AsyncClient(_Results, API):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send_call(self, method: str, params: dict[str, Any], more: bool,
-                         upgrade: bool = False) -> _Slot:
-        """Queue the call; whoever is already sending takes it along in the same write."""
-        slot = _Slot()
-        self._outgoing.append(self._conn.send_call(method, params, more=more, upgrade=upgrade))
-        self._slots.append(slot)
-        if not self._sending:
-            self._sending = True
-            try:
-                while self._outgoing:
-                    data = b"".join(self._outgoing)
-                    self._outgoing.clear()
-                    await self._stream_obj.send(data)
-            except (OSError, self._anyio.BrokenResourceError, self._anyio.ClosedResourceError) as e:
-                raise StreamBroken(f"lost the connection to the daemon: {e}") from e
-            finally:
-                self._sending = False
-        return slot
+    # -- the wire -----------------------------------------------------------------------
 
-    async def _next(self, slot: _Slot) -> Reply:
-        """The slot's next reply. One caller at a time reads for everyone and wakes
-        those whose replies it found; when its own has come it hands the reading on."""
-        while not slot.replies:
-            if self._reading:
-                slot.event = self._anyio.Event()
-                await slot.event.wait()
-                slot.event = None
-                continue
-            self._reading = True
-            try:
-                while not slot.replies:
-                    await self._read_once()
-            finally:
-                self._reading = False
-                # The next caller still waiting becomes the reader.
-                nxt = next((s for s in self._slots if not s.replies and s.event is not None), None)
-                if nxt is not None:
-                    nxt.event.set()
-        return slot.replies.popleft()
-
-    async def _read_once(self) -> None:
-        try:
-            data = await self._stream_obj.receive()
-        except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
-            for s in self._slots:
-                if s.event is not None:
-                    s.event.set()
-            raise StreamBroken("the daemon closed the connection") from e
+    def _on_data(self, data: bytes) -> None:
+        if self._conn.upgraded:
+            self._raw_data.append(data)
+            self._wake_raw()
+            return
         self._conn.receive_data(data)
         while (reply := self._conn.next_reply()) is not None:
             head = self._slots[0]
             head.replies.append(reply)
             if not reply.continues:
                 self._slots.popleft()
-            if head.event is not None:
-                head.event.set()
+            if head.waiter is not None and not head.waiter.done():
+                head.waiter.set_result(None)
+            if self._conn.upgraded:  # what follows the reply belongs to the stream
+                rest = self._conn.take_rest()
+                if rest:
+                    self._raw_data.append(rest)
+                break
+
+    def _on_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        for slot in self._slots:
+            if slot.waiter is not None and not slot.waiter.done():
+                slot.waiter.set_result(None)
+        self._wake_raw()
+
+    def _wake_raw(self) -> None:
+        if self._raw_waiter is not None and not self._raw_waiter.done():
+            self._raw_waiter.set_result(None)
+
+    async def _write(self, data: bytes) -> None:
+        if self._lost:
+            raise StreamBroken("lost the connection to the daemon")
+        self._wire.transport.write(data)
+        if self._wire.writable is not None:  # the daemon is not reading: wait, do not buffer on
+            await self._wire.writable
+
+    async def _send_call(self, method: str, params: dict[str, Any], more: bool,
+                         upgrade: bool = False) -> _Slot:
+        slot = _Slot()
+        frame = self._conn.send_call(method, params, more=more, upgrade=upgrade)
+        self._slots.append(slot)
+        await self._write(frame)
+        return slot
+
+    async def _next(self, slot: _Slot) -> Reply:
+        while not slot.replies:
+            if self._lost:
+                raise StreamBroken("the daemon closed the connection")
+            slot.waiter = self._loop.create_future()
+            await slot.waiter
+            slot.waiter = None
+        return slot.replies.popleft()
+
+    async def _receive(self) -> bytes:
+        """Raw bytes after an upgrade; StreamBroken once the daemon is gone."""
+        while not self._raw_data:
+            if self._lost:
+                raise StreamBroken("the stream ended without its end")
+            self._raw_waiter = self._loop.create_future()
+            await self._raw_waiter
+            self._raw_waiter = None
+        return self._raw_data.popleft()
 
     async def _call(self, method: str, params: dict[str, Any], rtype: str,
                     field: str | None = None) -> Any:
@@ -387,17 +446,12 @@ class AsyncClient(_Results, API):
         finally:
             await sub.aclose()
 
-    async def _receive(self) -> bytes:
-        try:
-            return await self._stream_obj.receive()
-        except (self._anyio.EndOfStream, self._anyio.BrokenResourceError, OSError) as e:
-            raise StreamBroken("the stream ended without its end") from e
-
     async def _upgrade(self, method: str, params: dict[str, Any], resize: tuple[str, str, str],
                        fds: tuple[int, ...] = ()) -> AsyncAttachStream:
         sub, result = await self._open_upgraded(method, params)
         if fds:
-            await sub._stream_obj.send_fds([b"\0"], fds)
+            sock = sub._wire.transport.get_extra_info("socket")
+            sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
         return AsyncAttachStream(sub, bool(result.get("tty")), resize)
 
     async def _areplies(self, method: str, params: dict[str, Any], rtype: str, field: str | None):
@@ -521,10 +575,9 @@ class AttachStream(_Session):
 
 
 class AsyncAttachStream(_Session):
-    """The anyio twin of AttachStream: ``async for stream, data in session``."""
+    """The async twin of AttachStream: ``async for stream, data in session``."""
 
     async def __aiter__(self):
-        anyio = self._conn._anyio
         try:
             if self.tty:
                 pending = self._decoder.take()
@@ -532,9 +585,9 @@ class AsyncAttachStream(_Session):
                     yield 1, pending
                 while True:
                     try:
-                        data = await self._conn._stream_obj.receive()
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                        return
+                        data = await self._conn._receive()
+                    except StreamBroken:
+                        return  # a TTY stream's end is the close
                     yield 1, data
             while True:
                 for stream, payload, _ in self._decoder.entries():
@@ -554,10 +607,10 @@ class AsyncAttachStream(_Session):
         return b"".join(out[1]), b"".join(out[2])
 
     async def send(self, data: bytes) -> None:
-        await self._conn._stream_obj.send(data)
+        await self._conn._write(data)
 
     async def close_stdin(self) -> None:
-        await self._conn._stream_obj.send_eof()
+        self._conn._wire.transport.write_eof()
 
     async def resize(self, height: int, width: int) -> None:
         client = await AsyncClient.connect(self._conn.path, raw=True)

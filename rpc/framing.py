@@ -8,10 +8,13 @@ CLI. A control entry (stream 3) ends a stream; its payload says how.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 from .. import native
 from ..core.errors import ProtocolError, from_wire
+
+TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from typing import Any
 
 CONTROL = 3
 MODE_RECORDS, MODE_FRAMES = native.MODE_RECORDS, native.MODE_FRAMES

@@ -249,7 +249,7 @@ class Service:
 
         async def takeover(conn: Any) -> None:
             chan = await RawChannel.detach(conn)
-            await serve_logs(chan, path, writer, pos, sel, bool(p.follow))
+            await serve_logs(chan, path, writer, pos, sel, bool(p.follow), bool(p.timestamps))
 
         return C.LogsReply(id=rec.id, tty=rec.config.tty), takeover
 

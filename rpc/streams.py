@@ -193,8 +193,12 @@ class LogFollower:
     """Relays a log from a position to a channel, optionally following it live."""
 
     def __init__(self, chan: RawChannel, path: str, writer: LogWriter | None, sel: Selection,
-                 follow: bool, mode: int = MODE_RECORDS) -> None:
+                 follow: bool, mode: int = MODE_RECORDS, merge: bool = True) -> None:
         self.chan = chan
+        # Consecutive records of one stream go out as one (the log keeps one per pipe
+        # read: a line-by-line producer leaves a record per line). Off only for readers
+        # that want each read's own timestamp.
+        self.merge = merge
         self.path = path
         self.writer = writer
         self.sel = sel
@@ -254,7 +258,7 @@ class LogFollower:
                 before = cursor.offset
                 try:
                     _, blocked = native.relay(cursor, fd, end, self.chan.fd, self.mode, self._mask,
-                                              self._since, self._until)
+                                              self._since, self._until, merge=self.merge)
                 except OSError as e:
                     if e.errno in (errno.EPIPE, errno.ECONNRESET):
                         raise StreamBroken("the client went away") from e
@@ -313,10 +317,10 @@ class LogFollower:
 
 
 async def serve_logs(chan: RawChannel, path: str, writer: LogWriter | None, pos: Position,
-                     sel: Selection, follow: bool) -> None:
+                     sel: Selection, follow: bool, timestamps: bool = False) -> None:
     chan.watch_hangup()
     try:
-        await LogFollower(chan, path, writer, sel, follow).run(pos)
+        await LogFollower(chan, path, writer, sel, follow, merge=not timestamps).run(pos)
         await chan.end({"end": "eof"})
     except StreamBroken:
         pass

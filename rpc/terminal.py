@@ -14,10 +14,13 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
 
 from .. import native
+
+TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 CONTROL = 3
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -216,3 +219,26 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def stdin_is_tty() -> bool:
     return sys.stdin is not None and os.isatty(0)
+
+
+def pump_stream(sock_fd: int, initial: bytes, *, records: bool,
+                on_signal: Callable[[], None] | None = None) -> dict[str, Any] | None:
+    """An output-only stream, wholly in C: payloads to fds 1 and 2 (spliced into pipes)
+    until its control entry, whose payload is returned decoded (None at a bare EOF).
+
+    Signals interrupt the C loop; their Python handlers then run (``on_signal`` too)
+    and the loop goes on where it was.
+    """
+    from .minipack import MiniCodec
+
+    demuxer = native.Demuxer(native.MODE_RECORDS if records else native.MODE_FRAMES)
+    os.set_blocking(sock_fd, True)
+    while True:
+        status, payload = native.demux_from(demuxer, sock_fd, 1, 2, initial)
+        initial = b""
+        if status == native.STATUS_CONTROL:
+            return MiniCodec().decode_control(payload)
+        if status == native.STATUS_EOF:
+            return None
+        if on_signal is not None:
+            on_signal()

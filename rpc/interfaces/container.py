@@ -176,6 +176,7 @@ class LogsParams(msgspec.Struct, forbid_unknown_fields=True):
     until: int | None = None
     stdout: bool | None = None
     stderr: bool | None = None
+    timestamps: bool | None = None
 
 
 class LogsReply(msgspec.Struct):
