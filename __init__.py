@@ -18,7 +18,7 @@ def __getattr__(name: str):
 
         return Client
     if name == "AsyncClient":
-        from .rpc.aclient import AsyncClient
+        from .rpc.client import AsyncClient
 
         return AsyncClient
     if name == "VarpodError":
