@@ -218,10 +218,8 @@ class Client(_Results, API):
                 if decoder.ended:
                     decoder.check()
                     return
-                data = self._recv()
-                if not data:
+                if not self._recv_into(decoder):
                     raise StreamBroken("the stream ended without its end record")
-                decoder.feed(data)
         finally:
             self.close()
 
@@ -230,6 +228,15 @@ class Client(_Results, API):
             return self._sock.recv(1 << 20)
         except OSError as e:
             raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+
+    def _recv_into(self, decoder: Any) -> int:
+        """Read straight into the stream decoder's buffer; 0 at EOF."""
+        try:
+            n = self._sock.recv_into(decoder.get_buffer())
+        except OSError as e:
+            raise StreamBroken(f"lost the connection to the daemon: {e}") from e
+        decoder.buffer_updated(n)
+        return n
 
     def _upgrade(self, method: str, params: dict[str, Any], resize: tuple[str, str, str],
                  fds: tuple[int, ...] = ()) -> AttachStream:
@@ -535,10 +542,8 @@ class AttachStream(_Session):
                     self.end = self._decoder.end
                     self._decoder.check()
                     return
-                data = self._conn._recv()
-                if not data:
+                if not self._conn._recv_into(self._decoder):
                     raise StreamBroken("the stream ended without its end frame")
-                self._decoder.feed(data)
         finally:
             self.close()
 

@@ -62,8 +62,8 @@ def test_attach_to_a_running_container_and_detach(daemon, client, rootfs):
     again = client.attach(c.id, stdin=True, detach_keys="")
     again.send(b"\x10two\n")
     assert next(iter(again)) == (1, b"got:\x10two\n")
-    again.close()
-    client.stop(c.id, timeout=0)
+    again.close()  # may end the container: closing its input is EOF on its stdin
+    client.remove(c.id, force=True)
 
 
 def test_attach_errors_come_before_the_stream(client, rootfs):
