@@ -43,6 +43,7 @@ def _record(stream: int, ts: int, payload: bytes) -> Any:
     return _Record(stream, ts, payload, 0)
 
 DEFAULT_SOCKET = "/run/varpod/varpod.sock"
+RAW_BACKLOG = 8 << 20  # stream bytes an AsyncClient holds for a slow reader before it stops reading
 
 
 def socket_path(path: str | None = None) -> str:
@@ -326,6 +327,8 @@ class AsyncClient(_Results, API):
         self._lost = False
         # After an upgrade: raw bytes for the stream reader, and its waiter.
         self._raw_data: deque[bytes] = deque()
+        self._raw_size = 0  # bytes in _raw_data
+        self._reading_paused = False
         self._raw_waiter: Any = None
 
     @classmethod
@@ -353,6 +356,11 @@ class AsyncClient(_Results, API):
     def _on_data(self, data: bytes) -> None:
         if self._conn.upgraded:
             self._raw_data.append(data)
+            self._raw_size += len(data)
+            if self._raw_size > RAW_BACKLOG and not self._reading_paused:
+                # The stream's reader is behind: let the socket (and the daemon) hold the rest.
+                self._reading_paused = True
+                self._wire.transport.pause_reading()
             self._wake_raw()
             return
         self._conn.receive_data(data)
@@ -367,6 +375,7 @@ class AsyncClient(_Results, API):
                 rest = self._conn.take_rest()
                 if rest:
                     self._raw_data.append(rest)
+                    self._raw_size += len(rest)
                 break
 
     def _on_lost(self, exc: Exception | None) -> None:
@@ -412,7 +421,12 @@ class AsyncClient(_Results, API):
             self._raw_waiter = self._loop.create_future()
             await self._raw_waiter
             self._raw_waiter = None
-        return self._raw_data.popleft()
+        data = self._raw_data.popleft()
+        self._raw_size -= len(data)
+        if self._reading_paused and self._raw_size <= RAW_BACKLOG // 2:
+            self._reading_paused = False
+            self._wire.transport.resume_reading()
+        return data
 
     async def _call(self, method: str, params: dict[str, Any], rtype: str,
                     field: str | None = None) -> Any:

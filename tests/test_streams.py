@@ -270,6 +270,29 @@ def test_async_client_attach_and_logs(daemon, rootfs):
     anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
 
 
+def test_async_client_holds_a_bounded_backlog_for_a_slow_reader(daemon, rootfs):
+    import anyio
+
+    from varpod.rpc.client import RAW_BACKLOG, AsyncClient
+
+    size = 4 * RAW_BACKLOG
+    dd = ["dd", "if=/dev/zero", "bs=64k", f"count={size // 65536}"]
+
+    async def main():
+        async with await AsyncClient.connect(daemon.socket) as ac:
+            created = await ac.create(rootfs, dd)
+            session = await ac.attach(created.id, start=True)
+            await ac.wait(created.id)  # all of it written while nobody reads
+            await anyio.sleep(0.2)
+            held = session._conn._raw_size
+            assert 0 < held <= RAW_BACKLOG + (1 << 20)
+            got = sum(len(d) for s, d in [x async for x in session] if s == 1)
+            assert got == size and session.exit_code == 0
+            await ac.remove(created.id)
+
+    anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+
+
 def test_raw_socket_frames_have_the_documented_header(daemon, client, rootfs):
     import msgspec
 
