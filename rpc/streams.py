@@ -190,7 +190,15 @@ def _stream_mask(sel: Selection) -> int:
 
 
 class LogFollower:
-    """Relays a log from a position to a channel, optionally following it live."""
+    """Relays a log from a position to a channel, optionally following it live.
+
+    While it is caught up with a live log it sleeps, and the writer's
+    notification after each append relays the new records right there, in the
+    callback that appended them: a small write (a TTY hands out a few KiB at a
+    time, a line-by-line producer a line) then costs one call, not a task
+    switch. Anything else (the client not reading, the end, a rotation, an
+    error) wakes the task, which handles it.
+    """
 
     def __init__(self, chan: RawChannel, path: str, writer: LogWriter | None, sel: Selection,
                  follow: bool, mode: int = MODE_RECORDS, merge: bool = True) -> None:
@@ -207,7 +215,12 @@ class LogFollower:
         self._mask = _stream_mask(sel)
         self._since = sel.since or 0
         self._until = NO_UNTIL if sel.until is None else sel.until
-        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._waiter: asyncio.Future[None] | None = None
+        # Set while the task sleeps caught up with the live file: what the writer's
+        # notification relays into (file, its generation, the cursor).
+        self._live: tuple[int, int, Any] | None = None
+        self._error: BaseException | None = None  # raised by a relay in the notification
 
     def _current_generation(self) -> int:
         if self.writer is not None:
@@ -229,76 +242,106 @@ class LogFollower:
     async def run(self, pos: Position) -> None:
         """Send from ``pos`` until the end of the log (or its writer's finish, when following)."""
         if self.follow:
-            self.writer.follow(self._wake.set)
+            self.writer.follow(self._on_append)
+        self.chan.hangup.add_done_callback(self._resolve)
         gen, offset, skip = pos.generation, pos.offset, pos.skip
         try:
             while gen <= self._current_generation():
                 fd = self._open_generation(gen)
                 if fd is not None:
                     try:
-                        if await self._send_file(fd, offset, skip):
+                        if await self._send_file(fd, gen, offset, skip):
                             return
                     finally:
+                        self._live = None
                         os.close(fd)
                 gen, offset, skip = gen + 1, 0, 0  # rotated: the next generation continues
         finally:
+            self.chan.hangup.remove_done_callback(self._resolve)
             if self.follow:
-                self.writer.unfollow(self._wake.set)
+                self.writer.unfollow(self._on_append)
 
-    async def _send_file(self, fd: int, offset: int, skip: int) -> bool:
+    def _relay(self, cursor: Any, fd: int, end: int) -> bool:
+        """Records up to ``end`` to the client; True when it stopped because the client is full."""
+        try:
+            _, blocked = native.relay(cursor, fd, end, self.chan.fd, self.mode, self._mask,
+                                      self._since, self._until, merge=self.merge)
+        except OSError as e:
+            if e.errno in (errno.EPIPE, errno.ECONNRESET):
+                raise StreamBroken("the client went away") from e
+            raise
+        return blocked
+
+    def _on_append(self) -> None:
+        """The writer appended (or finished, or rotated): relay now if that is all it takes."""
+        live = self._live
+        writer = self.writer
+        if live is not None and not writer.finished and live[1] == writer.generation:
+            fd, _, cursor = live
+            try:
+                if not self._relay(cursor, fd, writer.size) and not cursor.past_until:
+                    return  # all sent: sleep on
+            except BaseException as e:
+                self._error = e
+        self._resolve()
+
+    def _resolve(self, _: Any = None) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _sleep(self, *, until_writable: bool = False) -> None:
+        """Until the writer notifies (or the client can take more), or the client hangs up."""
+        if self.chan.hangup.done():
+            raise StreamBroken("the client went away")
+        self._waiter = self._loop.create_future()
+        if until_writable:
+            self._loop.add_writer(self.chan.fd, self._resolve)
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+            if until_writable:
+                self._loop.remove_writer(self.chan.fd)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self.chan.hangup.done():
+            raise StreamBroken("the client went away")
+
+    async def _send_file(self, fd: int, gen: int, offset: int, skip: int) -> bool:
         """Send this file from ``offset``; True when the whole stream is done."""
         if skip:
             offset = await self._send_partial(fd, offset, skip)
         cursor = native.Cursor()
         cursor.offset = offset
+        writer = self.writer
+        last = self._current_generation() if writer is None else 0  # no writer: nothing changes
         while True:
-            rotated = not self._is_current(fd)  # before the size: a rotated file is final
-            end = os.fstat(fd).st_size if rotated or self.writer is None else self.writer.size
+            # A file no longer written (rotated, or no writer) is final: read it to its end.
+            final = writer is None or gen != writer.generation
+            end = os.fstat(fd).st_size if final else writer.size
             if cursor.offset < end or cursor.pending:
                 before = cursor.offset
-                try:
-                    _, blocked = native.relay(cursor, fd, end, self.chan.fd, self.mode, self._mask,
-                                              self._since, self._until, merge=self.merge)
-                except OSError as e:
-                    if e.errno in (errno.EPIPE, errno.ECONNRESET):
-                        raise StreamBroken("the client went away") from e
-                    raise
+                blocked = self._relay(cursor, fd, end)
                 if cursor.past_until:
                     return True
                 if blocked:
-                    await self._wait(self.chan.writable())
+                    await self._sleep(until_writable=True)
                     continue
                 if cursor.offset != before or cursor.offset >= end:
                     continue
-            if rotated:
-                return False
-            if not self.follow or self.writer.finished:
+            if gen < (last if writer is None else writer.generation):
+                return False  # a newer file goes on from here
+            if not self.follow or writer.finished:
                 log.debug("stream of %s ends at %d", self.path, cursor.offset)
                 return True
-            self._wake.clear()
-            # Re-check after clearing: a write or rotation may have landed in between.
-            if self.writer.size > cursor.offset or self.writer.finished or not self._is_current(fd):
-                continue
-            await self._wait(self._wake.wait())
-
-    async def _wait(self, what: Any) -> None:
-        """Wait for ``what`` unless the client hangs up first."""
-        waiter = asyncio.ensure_future(what)
-        try:
-            done, _ = await asyncio.wait([waiter, self.chan.hangup],
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if waiter not in done:
-            raise StreamBroken("the client went away")
-
-    def _is_current(self, fd: int) -> bool:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        fst = os.fstat(fd)
-        return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+            self._live = (fd, gen, cursor)
+            try:
+                await self._sleep()
+            finally:
+                self._live = None
+            if cursor.past_until:
+                return True
 
     async def _send_partial(self, fd: int, offset: int, skip: int) -> int:
         """The tail of a record that ``--tail`` starts in the middle of."""
