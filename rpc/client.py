@@ -325,6 +325,7 @@ class AsyncClient(_Results, API):
         self._conn = ClientConnection(_codec(raw))
         self._slots: deque[_Slot] = deque()  # awaiting a reply, in send order
         self._lost = False
+        self._later: list[bytes] | None = None  # writes held until this turn of the loop ends
         # After an upgrade: raw bytes for the stream reader, and its waiter.
         self._raw_data: deque[bytes] = deque()
         self._raw_size = 0  # bytes in _raw_data
@@ -389,29 +390,52 @@ class AsyncClient(_Results, API):
         if self._raw_waiter is not None and not self._raw_waiter.done():
             self._raw_waiter.set_result(None)
 
-    async def _write(self, data: bytes) -> None:
+    def _write_nowait(self, data: bytes) -> None:
+        """Send ``data``; writes made in one turn of the loop leave in one system call.
+
+        The first write of a turn goes out at once (a lone call waits for
+        nothing); the ones after it, typically every task a batch of replies
+        woke sending its next call, are joined and written when the turn ends.
+        """
         if self._lost:
             raise StreamBroken("lost the connection to the daemon")
-        self._wire.transport.write(data)
+        if self._later is None:
+            self._wire.transport.write(data)
+            self._later = []
+            self._loop.call_soon(self._write_later)
+        else:
+            self._later.append(data)
+
+    def _write_later(self) -> None:
+        later, self._later = self._later, None
+        if later and not self._lost and not self._wire.transport.is_closing():
+            self._wire.transport.write(b"".join(later))
+
+    async def _write(self, data: bytes) -> None:
+        self._write_nowait(data)
         if self._wire.writable is not None:  # the daemon is not reading: wait, do not buffer on
             await self._wire.writable
 
-    async def _send_call(self, method: str, params: dict[str, Any], more: bool,
-                         upgrade: bool = False) -> _Slot:
+    def _send_call(self, method: str, params: dict[str, Any], more: bool,
+                   upgrade: bool = False) -> _Slot:
         slot = _Slot()
         frame = self._conn.send_call(method, params, more=more, upgrade=upgrade)
         self._slots.append(slot)
-        await self._write(frame)
+        self._write_nowait(frame)
         return slot
 
     async def _next(self, slot: _Slot) -> Reply:
+        if not slot.replies:
+            await self._next_wait(slot)
+        return slot.replies.popleft()
+
+    async def _next_wait(self, slot: _Slot) -> None:
         while not slot.replies:
             if self._lost:
                 raise StreamBroken("the daemon closed the connection")
             slot.waiter = self._loop.create_future()
             await slot.waiter
             slot.waiter = None
-        return slot.replies.popleft()
 
     async def _receive(self) -> bytes:
         """Raw bytes after an upgrade; StreamBroken once the daemon is gone."""
@@ -430,8 +454,12 @@ class AsyncClient(_Results, API):
 
     async def _call(self, method: str, params: dict[str, Any], rtype: str,
                     field: str | None = None) -> Any:
-        slot = await self._send_call(method, params, False)
-        return self._result(await self._next(slot), rtype, field)
+        slot = self._send_call(method, params, False)
+        if self._wire.writable is not None:  # the daemon is not reading: wait, do not buffer on
+            await self._wire.writable
+        if not slot.replies:
+            await self._next_wait(slot)
+        return self._result(slot.replies.popleft(), rtype, field)
 
     def _stream(self, method: str, params: dict[str, Any], rtype: str, field: str | None = None):
         return self._areplies(method, params, rtype, field)
@@ -442,7 +470,7 @@ class AsyncClient(_Results, API):
     async def _open_upgraded(self, method: str, params: dict[str, Any]) -> tuple[AsyncClient, dict]:
         sub = await AsyncClient.connect(self.path, raw=self._raw)
         try:
-            slot = await sub._send_call(method, params, False, upgrade=True)
+            slot = sub._send_call(method, params, False, upgrade=True)
             reply = await sub._next(slot)
             if reply.error is not None:
                 raise from_wire(reply.error, sub._conn.codec.error_parameters(reply.parameters))
@@ -479,7 +507,7 @@ class AsyncClient(_Results, API):
         # A connection of its own, as in Client._stream.
         sub = await AsyncClient.connect(self.path, raw=self._raw)
         try:
-            slot = await sub._send_call(method, params, True)
+            slot = sub._send_call(method, params, True)
             while True:
                 reply = await sub._next(slot)
                 value = sub._result(reply, rtype, field)
