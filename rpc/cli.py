@@ -2,22 +2,31 @@
 
 Start-up time is the CLI's main cost, so nothing here imports asyncio, anyio
 or msgspec (the client runs with ``raw=True`` over a pure-Python msgpack
-codec); the daemon is only imported by ``varpod serve``.
+codec); the daemon is only imported by ``varpod serve``. argv is parsed by
+``fastargs`` from the same declarations argparse gets; argparse itself (~10 ms
+of imports) only sees what fastargs declines: help, errors and rare forms.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 from ..core.errors import RuntimeFailed, StreamBroken, VarpodError, from_wire
+from . import fastargs
 from .client import Client
+from .fastargs import REMAINDER
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
+
+    # The declarations below run against argparse (help, errors) or a fastargs.Recorder,
+    # and either one's Namespace reaches the commands.
+    Parser = argparse.ArgumentParser | fastargs.Recorder
+    Args = argparse.Namespace | fastargs.Namespace
 
 
 def terminal_size() -> tuple[int, int] | None:
@@ -30,7 +39,7 @@ EXIT_CANNOT_INVOKE = 126
 EXIT_NOT_FOUND = 127
 
 
-def _container_flags(p: argparse.ArgumentParser) -> None:
+def _container_flags(p: Parser) -> None:
     p.add_argument("--name", help="container name (default: generated)")
     p.add_argument("--rootfs", required=True, help="root filesystem directory to run from")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
@@ -49,54 +58,54 @@ def _container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--log-size-max", type=int, help="rotate the log at this many bytes")
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=REMAINDER)
 
 
-def _names(p: argparse.ArgumentParser) -> None:
+def _names(p: Parser) -> None:
     p.add_argument("names", nargs="+")
 
 
-def _serve_args(p: argparse.ArgumentParser) -> None:
+def _serve_args(p: Parser) -> None:
     p.add_argument("--root", help="state directory (default /var/lib/varpod)")
     p.add_argument("--run-root", help="runtime directory (default /run/varpod)")
     p.add_argument("--config", help="TOML configuration file")
     p.add_argument("--log-level", help="debug, info, warning, error")
 
 
-def _run_args(p: argparse.ArgumentParser) -> None:
+def _run_args(p: Parser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="print the ID and return")
     _container_flags(p)
 
 
-def _stop_args(p: argparse.ArgumentParser) -> None:
+def _stop_args(p: Parser) -> None:
     p.add_argument("-t", "--time", type=int, help="seconds before SIGKILL")
     _names(p)
 
 
-def _kill_args(p: argparse.ArgumentParser) -> None:
+def _kill_args(p: Parser) -> None:
     p.add_argument("-s", "--signal", default="KILL")
     _names(p)
 
 
-def _wait_args(p: argparse.ArgumentParser) -> None:
+def _wait_args(p: Parser) -> None:
     p.add_argument("--condition", action="append", default=[])
     _names(p)
 
 
-def _rm_args(p: argparse.ArgumentParser) -> None:
+def _rm_args(p: Parser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="stop running containers first")
     p.add_argument("-t", "--time", type=int, help="stop timeout with --force (default 0)")
     _names(p)
 
 
-def _ps_args(p: argparse.ArgumentParser) -> None:
+def _ps_args(p: Parser) -> None:
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--format", choices=["table", "json"], default="table")
 
 
-def _logs_args(p: argparse.ArgumentParser) -> None:
+def _logs_args(p: Parser) -> None:
     p.add_argument("-f", "--follow", action="store_true")
     p.add_argument("-n", "--tail", type=int, help="only the last N lines")
     p.add_argument("--since", help="RFC 3339 time, unix seconds, or a duration like 10m")
@@ -105,13 +114,13 @@ def _logs_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name")
 
 
-def _attach_args(p: argparse.ArgumentParser) -> None:
+def _attach_args(p: Parser) -> None:
     p.add_argument("--no-stdin", action="store_true", help="do not send stdin")
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
     p.add_argument("name")
 
 
-def _exec_args(p: argparse.ArgumentParser) -> None:
+def _exec_args(p: Parser) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
@@ -122,10 +131,10 @@ def _exec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--detach-keys")
     p.add_argument("name")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=REMAINDER)
 
 
-def _events_args(p: argparse.ArgumentParser) -> None:
+def _events_args(p: Parser) -> None:
     p.add_argument("--since")
     p.add_argument("--until")
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
@@ -134,7 +143,7 @@ def _events_args(p: argparse.ArgumentParser) -> None:
                    help="keep streaming new events (default true)")
 
 
-def _format_args(p: argparse.ArgumentParser) -> None:
+def _format_args(p: Parser) -> None:
     p.add_argument("--format", choices=["text", "json"], default="text")
 
 
@@ -165,8 +174,17 @@ SUBCOMMANDS = {
 }
 
 
+SOCKET_HELP = "daemon socket (default $VARPOD_SOCKET or /run/varpod/varpod.sock)"
+
+
+def _socket_arg(p: Parser, default: Any = None) -> None:
+    p.add_argument("--socket", default=default, help=SOCKET_HELP)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or (``only``) just the one command's: each costs start-up time."""
+    import argparse
+
     # A fixed help width: the default formatter imports shutil (~3 ms) on every start-up.
     width = int(os.environ.get("COLUMNS", "100"))
 
@@ -175,17 +193,43 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="varpod", description="varpod container engine",
                                      formatter_class=formatter)
-    socket_help = "daemon socket (default $VARPOD_SOCKET or /run/varpod/varpod.sock)"
-    parser.add_argument("--socket", help=socket_help)
+    _socket_arg(parser)
     # --socket is accepted after the command too (`varpod serve --socket PATH`).
     common = argparse.ArgumentParser(add_help=False, formatter_class=formatter)
-    common.add_argument("--socket", default=argparse.SUPPRESS, help=socket_help)
+    _socket_arg(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
     for name, (text, declare) in SUBCOMMANDS.items():
         if only is None or name == only:
             declare(sub.add_parser(name, help=text, parents=[common], formatter_class=formatter))
     return parser
+
+
+def _recorded_command(name: str) -> fastargs.Recorder | None:
+    """The command's declarations replayed for fastargs, as build_parser declares them."""
+    if name not in SUBCOMMANDS:
+        return None
+    rec = fastargs.Recorder()
+    _socket_arg(rec, fastargs.SUPPRESS)
+    SUBCOMMANDS[name][1](rec)
+    return rec
+
+
+def recorded() -> fastargs.Recorder:
+    """build_parser's declarations replayed for fastargs (each command's when it is met)."""
+    top = fastargs.Recorder()
+    _socket_arg(top)
+    top.add_commands("cmd", _recorded_command)
+    return top
+
+
+def parse_args(argv: list[str]) -> Args:
+    """argv -> Namespace. argparse (~10 ms to import) only for help, errors and rare forms."""
+    try:
+        return fastargs.parse(argv, recorded())
+    except fastargs.Decline:
+        pass  # argparse parses it after all, or prints its usual help or error
+    return build_parser(_command_of(argv)).parse_args(argv)
 
 
 def _command_of(argv: list[str]) -> str | None:
@@ -277,7 +321,7 @@ def _json(value: Any) -> str:
 # -- commands ------------------------------------------------------------------------
 
 
-def _create(client: Client, a: argparse.Namespace) -> dict:
+def _create(client: Client, a: Args) -> dict:
     if not a.command:
         raise SystemExit("Error: a command is required (after the options)")
     return client.create(
@@ -289,12 +333,12 @@ def _create(client: Client, a: argparse.Namespace) -> dict:
         log_size_max=a.log_size_max)
 
 
-def cmd_create(client: Client, a: argparse.Namespace) -> int:
+def cmd_create(client: Client, a: Args) -> int:
     _out(_create(client, a)["id"])
     return 0
 
 
-def cmd_run(client: Client, a: argparse.Namespace) -> int:
+def cmd_run(client: Client, a: Args) -> int:
     if a.detach:
         created = _create(client, a)
         client.start(created["id"])
@@ -401,7 +445,7 @@ def _output_only(session: Any, forward: Any) -> dict:
     return end
 
 
-def cmd_attach(client: Client, a: argparse.Namespace) -> int:
+def cmd_attach(client: Client, a: Args) -> int:
     info = client.inspect(a.name)
     stdin = info["Config"]["OpenStdin"] and not a.no_stdin
     session = client.attach(a.name, stdin=stdin, detach_keys=a.detach_keys,
@@ -410,7 +454,7 @@ def cmd_attach(client: Client, a: argparse.Namespace) -> int:
     return 0 if code is None else code
 
 
-def cmd_exec(client: Client, a: argparse.Namespace) -> int:
+def cmd_exec(client: Client, a: Args) -> int:
     if not a.command:
         raise SystemExit("Error: exec needs a command")
     sid = client.exec_create(a.name, a.command, env=a.env or None, workdir=a.workdir, user=a.user,
@@ -482,27 +526,27 @@ def _each(client: Client, names: list[str], op: Any) -> int:
     return rc
 
 
-def cmd_simple(client: Client, a: argparse.Namespace) -> int:
+def cmd_simple(client: Client, a: Args) -> int:
     return _each(client, a.names, getattr(client, a.cmd))
 
 
-def cmd_stop(client: Client, a: argparse.Namespace) -> int:
+def cmd_stop(client: Client, a: Args) -> int:
     return _each(client, a.names, lambda n: client.stop(n, a.time))
 
 
-def cmd_restart(client: Client, a: argparse.Namespace) -> int:
+def cmd_restart(client: Client, a: Args) -> int:
     return _each(client, a.names, lambda n: client.restart(n, a.time))
 
 
-def cmd_kill(client: Client, a: argparse.Namespace) -> int:
+def cmd_kill(client: Client, a: Args) -> int:
     return _each(client, a.names, lambda n: client.kill(n, a.signal))
 
 
-def cmd_rm(client: Client, a: argparse.Namespace) -> int:
+def cmd_rm(client: Client, a: Args) -> int:
     return _each(client, a.names, lambda n: client.remove(n, force=a.force, timeout=a.time))
 
 
-def cmd_wait(client: Client, a: argparse.Namespace) -> int:
+def cmd_wait(client: Client, a: Args) -> int:
     rc = 0
     for name in a.names:
         try:
@@ -514,7 +558,7 @@ def cmd_wait(client: Client, a: argparse.Namespace) -> int:
     return rc
 
 
-def cmd_ps(client: Client, a: argparse.Namespace) -> int:
+def cmd_ps(client: Client, a: Args) -> int:
     ctrs = client.list(all=a.all)
     if a.quiet:
         _out("\n".join(c["Id"] if a.no_trunc else c["Id"][:12] for c in ctrs)) if ctrs else None
@@ -536,7 +580,7 @@ def cmd_ps(client: Client, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_inspect(client: Client, a: argparse.Namespace) -> int:
+def cmd_inspect(client: Client, a: Args) -> int:
     found, rc = [], 0
     for name in a.names:
         try:
@@ -548,7 +592,7 @@ def cmd_inspect(client: Client, a: argparse.Namespace) -> int:
     return rc
 
 
-def cmd_logs(client: Client, a: argparse.Namespace) -> int:
+def cmd_logs(client: Client, a: Args) -> int:
     opts = {"follow": a.follow, "tail": a.tail, "since": parse_time(a.since),
             "until": parse_time(a.until)}
     try:
@@ -582,7 +626,7 @@ def _raise_stream_error(end: dict) -> None:
         raise from_wire(str(end["error"]), {"message": end.get("message", "")})
 
 
-def cmd_events(client: Client, a: argparse.Namespace) -> int:
+def cmd_events(client: Client, a: Args) -> int:
     since = parse_time(a.since)
     stream = a.stream == "true"
     events = client.events(since=since, since_seq=0 if since is None and not stream else None,
@@ -602,7 +646,7 @@ def cmd_events(client: Client, a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_info(client: Client, a: argparse.Namespace) -> int:
+def cmd_info(client: Client, a: Args) -> int:
     info = client.info()
     if a.format == "json":
         _out(_json(info))
@@ -631,7 +675,7 @@ def _yamlish(value: Any, indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def cmd_serve(a: argparse.Namespace) -> int:
+def cmd_serve(a: Args) -> int:
     from .daemon import load_config, serve
 
     cfg = load_config(a.config)
@@ -656,7 +700,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    a = build_parser(_command_of(argv)).parse_args(argv)
+    a = parse_args(argv)
     if a.cmd == "serve":
         return cmd_serve(a)
     if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
