@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -129,3 +130,23 @@ def test_info_reports_runtimes_and_native(varpod):
     assert info["store_path"].endswith("varpod.db")
     text = varpod("info").stdout.decode()
     assert "runtimes:" in text and "native:" in text
+
+
+@pytest.mark.parametrize("flags", [[], ["-i"]], ids=["output-only", "stdin"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_to_the_cli_reach_the_container(daemon, rootfs, flags, sig):
+    # podman's --sig-proxy: the CLI passes SIGINT/SIGTERM on instead of dying of them.
+    script = ("trap 'echo got INT; exit 3' INT; trap 'echo got TERM; exit 4' TERM; echo ready; "
+              "while :; do sleep 0.05; done")
+    env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
+    proc = subprocess.Popen([sys.executable, "-m", "varpod.rpc.cli", "run", "--rm", *flags, "--rootfs",
+                             rootfs, "/bin/sh", "-c", script], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    name = signal.Signals(sig).name[3:]
+    assert (proc.returncode, out, err) == (3 if name == "INT" else 4, f"got {name}\n".encode(), b"")
