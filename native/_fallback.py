@@ -1,7 +1,7 @@
 """Pure-Python twins of the C functions: same inputs, same bytes out (tests check both).
 
-Also the reference for the formats (``encode_frame``), shared by the C
-wrappers for what needs no speed: argument checks and error messages.
+The formats, constants and argument checks both share are in ``_common``; they
+are importable from here too, as they always were.
 """
 
 from __future__ import annotations
@@ -16,26 +16,34 @@ import termios
 import threading
 import time
 
-_HEADER = struct.Struct(">B3xI")
+from ._common import (
+    CONTROL,
+    DEMUX_BUDGET,
+    DEMUX_BUFSIZE,
+    HEADER_SIZE,
+    MAX_PAYLOAD,
+    MAX_TIME,
+    MODE_FRAMES,
+    MODE_RAW,
+    MODE_RECORDS,
+    RELAY_BUFSIZE,
+    STATUS_CONTROL,
+    STATUS_EOF,
+    STATUS_INTERRUPTED,
+    TRAILER_SIZE,
+    check_budget,
+    check_fmt,
+    check_relay_args,
+    corrupt,
+    grown_size,
+)
+from ._common import HEADER as _HEADER
+from ._common import encode_frame as encode_frame  # re-exported: this twin is also the reference
+
 _TRAILER = struct.Struct(">QI")
 _TIME = struct.Struct(">Q")
 _LENGTH = struct.Struct(">I")
-HEADER_SIZE, TRAILER_SIZE = 8, 12
-MAX_PAYLOAD = 16 << 20
-MAX_TIME = (1 << 63) - 1
-CONTROL = 3
-
-MODE_RECORDS, MODE_FRAMES, MODE_RAW = 0, 1, 2
-RELAY_BUFSIZE = 2 << 20
-STATUS_CONTROL, STATUS_EOF, STATUS_INTERRUPTED = 0, 1, 2
-DEMUX_BUFSIZE = 1 << 20
-DEMUX_BUDGET = 16 << 20  # stream bytes one demux_from call consumes at most
 IOV_MAX = os.sysconf("SC_IOV_MAX")
-
-
-def encode_frame(stream: int, payload: bytes) -> bytes:
-    """The wire frame: u8 stream, 3 zero bytes, u32 BE length, payload."""
-    return _HEADER.pack(stream, len(payload)) + bytes(payload)
 
 
 def pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int = 1 << 20) -> tuple[int, bool]:
@@ -95,35 +103,6 @@ def _writev_all(fd: int, parts: list) -> None:
             i += 1
         if n:
             views[i] = views[i][n:]
-
-
-# -- checks and messages shared with the C wrappers ----------------------------------------
-
-
-def check_relay_args(mode: int, since: int, until: int) -> None:
-    if mode not in (MODE_RECORDS, MODE_FRAMES, MODE_RAW):
-        raise ValueError(f"unknown relay mode {mode!r}")
-    if not (0 <= since < 1 << 64 and 0 <= until < 1 << 64):
-        raise ValueError(f"since and until must be u64 nanoseconds, not {since!r} and {until!r}")
-
-
-def check_fmt(fmt: int) -> None:
-    if fmt not in (MODE_RECORDS, MODE_FRAMES):
-        raise ValueError(f"demux and scan read records or frames, not mode {fmt!r}")
-
-
-def check_budget(budget: int) -> None:
-    if not 0 < budget < 1 << 63:
-        raise ValueError(f"the budget is a positive byte count, not {budget!r}")
-
-
-def corrupt(fmt: int, offset: int) -> ValueError:
-    return ValueError(f"corrupt {'record' if fmt == MODE_RECORDS else 'frame'} at offset {offset}")
-
-
-def grown_size(need: int) -> int:
-    """A buffer for a record of ``need`` bytes, rounded up to 64 KiB."""
-    return (need + 0xFFFF) & ~0xFFFF
 
 
 def _entry_at(buf: memoryview, pos: int, fmt: int) -> tuple[int, int, int]:

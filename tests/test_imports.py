@@ -1,5 +1,7 @@
 """The documented import path, and what it must not pull in."""
 
+import ast
+import os
 import subprocess
 import sys
 
@@ -33,3 +35,40 @@ def test_sync_client_and_cli_never_import_asyncio_or_anyio(module):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# argparse (with re, enum, gettext, locale), signal (enum), threading, contextlib and the
+# Python twin of the C loops cost ~15 ms of every CLI start-up together; the CLI's common
+# commands need none of them.
+SLOW_FOR_THE_CLI = ("argparse", "re", "enum", "gettext", "locale", "signal", "threading", "contextlib",
+                    "varpod.native._fallback")
+
+
+def test_cli_run_exec_ps_logs_inspect_import_nothing_slow():
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"  # whatever site (or an editable install's hook) loaded
+        "from varpod.rpc import cli, framing, minipack, terminal\n"
+        "from varpod import native\n"
+        "for argv in (['run', '--rm', '-it', '--rootfs', '/r', 'sh'], ['exec', '-it', 'c', 'sh'],\n"
+        "             ['ps', '-a', '--format', 'json'], ['logs', '-f', '--tail', '10', 'c'],\n"
+        "             ['inspect', 'c']):\n"
+        "    cli.parse_args(argv)\n"
+        f"print(native.IMPLEMENTATION, sorted(set(sys.modules) - before & set({SLOW_FOR_THE_CLI!r})))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "VARPOD_NATIVE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    implementation, slow = out.stdout.split(" ", 1)
+    slow = ast.literal_eval(slow)
+    if implementation == "c" or os.environ.get("CI") == "true":
+        assert (implementation, slow) == ("c", [])
+    else:  # the twin is live: it needs threading and signal
+        assert not set(slow) & {"argparse", "re", "gettext", "locale", "contextlib"}
+
+
+def test_the_python_twin_is_there_when_asked_for():
+    from varpod import native
+
+    assert native._fallback.encode_frame(1, b"x") == native.encode_frame(1, b"x")
+    with pytest.raises(AttributeError):
+        native.no_such_name  # noqa: B018

@@ -1,0 +1,53 @@
+"""The formats, constants and argument checks shared by the C wrappers and the Python twin.
+
+Kept apart from ``_fallback`` so that ``varpod.native`` with the compiled
+module live imports only this (struct): the twin needs threading, signal
+(which imports enum), termios, select and fcntl, ~2 ms of CLI start-up.
+"""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct(">B3xI")  # u8 stream, 3 zero bytes, u32 BE payload length
+HEADER_SIZE, TRAILER_SIZE = 8, 12
+MAX_PAYLOAD = 16 << 20
+MAX_TIME = (1 << 63) - 1
+CONTROL = 3
+
+MODE_RECORDS, MODE_FRAMES, MODE_RAW = 0, 1, 2
+RELAY_BUFSIZE = 2 << 20
+STATUS_CONTROL, STATUS_EOF, STATUS_INTERRUPTED = 0, 1, 2
+DEMUX_BUFSIZE = 1 << 20
+DEMUX_BUDGET = 16 << 20  # stream bytes one demux_from call consumes at most
+
+
+def encode_frame(stream: int, payload: bytes) -> bytes:
+    """The wire frame: u8 stream, 3 zero bytes, u32 BE length, payload."""
+    return HEADER.pack(stream, len(payload)) + bytes(payload)
+
+
+def check_relay_args(mode: int, since: int, until: int) -> None:
+    if mode not in (MODE_RECORDS, MODE_FRAMES, MODE_RAW):
+        raise ValueError(f"unknown relay mode {mode!r}")
+    if not (0 <= since < 1 << 64 and 0 <= until < 1 << 64):
+        raise ValueError(f"since and until must be u64 nanoseconds, not {since!r} and {until!r}")
+
+
+def check_fmt(fmt: int) -> None:
+    if fmt not in (MODE_RECORDS, MODE_FRAMES):
+        raise ValueError(f"demux and scan read records or frames, not mode {fmt!r}")
+
+
+def check_budget(budget: int) -> None:
+    if not 0 < budget < 1 << 63:
+        raise ValueError(f"the budget is a positive byte count, not {budget!r}")
+
+
+def corrupt(fmt: int, offset: int) -> ValueError:
+    return ValueError(f"corrupt {'record' if fmt == MODE_RECORDS else 'frame'} at offset {offset}")
+
+
+def grown_size(need: int) -> int:
+    """A buffer for a record of ``need`` bytes, rounded up to 64 KiB."""
+    return (need + 0xFFFF) & ~0xFFFF
