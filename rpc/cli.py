@@ -191,6 +191,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     def formatter(prog: str) -> argparse.HelpFormatter:
         return argparse.HelpFormatter(prog, width=width)
 
+    # fastargs reads argv as argparse does with these parsers' defaults (prefix "-",
+    # abbreviations allowed, no @file arguments): a setting changed here must be there too.
     parser = argparse.ArgumentParser(prog="varpod", description="varpod container engine",
                                      formatter_class=formatter)
     _socket_arg(parser)

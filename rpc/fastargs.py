@@ -4,8 +4,9 @@ Importing argparse costs ~10 ms of every ``varpod`` start-up (it pulls in re,
 enum, gettext and locale): more than many commands then take. The arguments
 stay declared once, as ``add_argument(...)`` calls; a ``Recorder`` takes those
 same calls, and ``parse()`` walks argv the way argparse's ``_parse_known_args``
-does (same option/argument pattern, same positional matching, same '--'
-handling) to build the same Namespace.
+does (Python 3.11's, same option/argument pattern, same positional matching,
+same '--' handling) to build the same Namespace. tests/test_cli_parse.py
+compares the two on the live Python (it also passed on 3.12.1 and 3.13.0).
 
 Whatever it does not fully understand raises ``Decline``: help, every error
 (an unknown or abbreviated option, a missing value, a bad int or choice, a
