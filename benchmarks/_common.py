@@ -743,7 +743,7 @@ class BareClient:
                     have += len(data)
                 buf = b"".join(chunks)
                 continue
-            data = self._sock.recv(1 << 20)
+            data = self._sock.recv(1 << 16)  # 1 MiB: glibc would mmap and unmap it every call
             if not data:
                 raise ConnectionError("the server closed the connection")
             buf += data

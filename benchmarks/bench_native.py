@@ -171,7 +171,7 @@ def demux_loop(sock: socket.socket, out: int) -> None:
         buf = buf[consumed:]
         if control_at >= 0 and len(buf) >= 8 + int.from_bytes(buf[4:8], "big"):
             return
-        data = sock.recv(1 << 20)
+        data = sock.recv(1 << 16)  # 1 MiB: glibc would mmap and unmap it every call
         if not data:
             raise RuntimeError("the stream ended without its end record")
         buf = buf + data if buf else data

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 CONTROL = 3
+READ_SIZE = 64 << 10  # under glibc's mmap threshold: a 1 MiB read mmaps and unmaps every time
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -123,7 +124,7 @@ class SessionRelay:
                         self._flush(poller)
                     if ev & _IN:
                         try:
-                            data = os.read(self.sock, 1 << 20)
+                            data = os.read(self.sock, READ_SIZE)
                         except BlockingIOError:
                             continue
                         except ConnectionResetError:
