@@ -1,6 +1,6 @@
 """Soak: many clients churning containers for N seconds; prints leaks and RSS growth.
 
-    python benchmarks/soak.py --seconds 300 --clients 50 [--json]
+    python benchmarks/soak.py --seconds 300 --clients 50 [--rounds 3] [--json]
 
 Each client loops: create, start, exec, logs, a follow that is abandoned half-way
 (podman#14879 grew to GBs on repeated follows), stop, remove. Afterwards the
@@ -60,6 +60,19 @@ def churn(d, rootfs: str, deadline: float, ops: Counter, errors: list, ids: list
                 return
 
 
+def churn_round(d, rootfs: str, clients: int, seconds: float, ops: Counter, errors: list,
+                ids: list) -> int:
+    """``clients`` threads churning for ``seconds``; returns how many hung."""
+    deadline = time.monotonic() + seconds
+    workers = [threading.Thread(target=churn, args=(d, rootfs, deadline, ops, errors, ids), daemon=True)
+               for _ in range(clients)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(seconds + 300)
+    return sum(w.is_alive() for w in workers)
+
+
 def leftovers(d, ids: list[str]) -> dict[str, int]:
     bundles = os.path.join(d.run_root, "containers")
     return {
@@ -73,6 +86,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="split the time into rounds; RSS growing after the first one is a leak")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     problems: list[str] = []
@@ -90,19 +105,16 @@ def main() -> int:
         ops: Counter = Counter()
         errors: list[str] = []
         ids: list[str] = []
-        log(f"soak: {a.clients} clients for {a.seconds:.0f} s")
-        deadline = time.monotonic() + a.seconds
+        hung = 0
+        rss_after_rounds: list[int] = []
         started = time.monotonic()
-        workers = [threading.Thread(target=churn, args=(d, rootfs, deadline, ops, errors, ids), daemon=True)
-                   for _ in range(a.clients)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(a.seconds + 300)
-        hung = sum(w.is_alive() for w in workers)
+        for n in range(a.rounds):
+            log(f"soak: round {n + 1}/{a.rounds}: {a.clients} clients for {a.seconds / a.rounds:.0f} s")
+            hung += churn_round(d, rootfs, a.clients, a.seconds / a.rounds, ops, errors, ids)
+            problems += d.remove_all()
+            time.sleep(1.0)  # exits and cleanups in flight settle
+            rss_after_rounds.append(rss_kb(d.pid))
         elapsed = time.monotonic() - started
-        problems += d.remove_all()
-        time.sleep(1.0)  # exits and cleanups in flight settle
         with d.client() as c:
             listed = len(c.list(all=True))
         result = {
@@ -111,13 +123,19 @@ def main() -> int:
             "errors": errors[:10], "error_count": len(errors), "hung_clients": hung,
             "fds_before": fds0, "fds_after": fd_count(d.pid),
             "rss_kb_before": rss0, "rss_kb_peak": peak_rss_kb(d.pid), "rss_kb_after": rss_kb(d.pid),
+            "rss_kb_after_each_round": rss_after_rounds,
             "containers_listed_after": listed, **leftovers(d, ids),
         }
         result["rss_kb_growth"] = result["rss_kb_after"] - rss0
+        # The first round takes the daemon to its working size (allocator arenas, caches, the
+        # peak of 50 clients at once); a leak is what later rounds of the same work add on top.
+        result["rss_kb_growth_after_first_round"] = rss_after_rounds[-1] - rss_after_rounds[0]
         leaks = {k: result[k] for k in ("containers_listed_after", "runtime_containers", "bundles", "cgroups")
                  if result[k]}
         if result["fds_after"] > fds0 + 2:
             leaks["fds"] = result["fds_after"] - fds0
+        if a.rounds > 1 and result["rss_kb_growth_after_first_round"] > max(4096, rss_after_rounds[0] // 10):
+            leaks["rss_kb"] = result["rss_kb_growth_after_first_round"]
         result["leaks"] = leaks
     result["problems"] = problems
     if a.json:
