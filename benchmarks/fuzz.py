@@ -95,7 +95,8 @@ def main() -> int:
     log(f"unit fuzzers with {a.examples} examples each")
     rc = subprocess.call([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           str(REPO / "tests" / "rpc" / "test_fuzz_decoder.py"),
-                          str(REPO / "tests" / "rpc" / "test_minipack.py")],
+                          str(REPO / "tests" / "rpc" / "test_minipack.py"),
+                          str(REPO / "tests" / "rpc" / "test_framing.py")],
                          env={**os.environ, "VARPOD_FUZZ_EXAMPLES": str(a.examples)}, cwd=REPO)
     if rc:
         return rc
