@@ -38,6 +38,7 @@ from .model import (
     ContainerConfig,
     ContainerRecord,
     ContainerState,
+    Resources,
     RestartPolicy,
     check_name,
     new_id,
@@ -47,7 +48,7 @@ from .model import (
 from .monitor import ExitInfo, Monitor, alive
 from .paths import check_id
 from .runtime import OCIRuntime, RuntimeRegistry, RuntimeState
-from .spec import oci_config, resolve_user, write_etc_files
+from .spec import oci_config, resolve_user, update_resources, write_etc_files
 from .states import LIVE_STATES, Action, State, next_state
 from .stdio import ContainerIO, StdinWriter
 from .store import Store
@@ -92,6 +93,11 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     labels: dict[str, str] = {}
     auto_remove: bool = False
     log_size_max: int = -1
+    # resource limits; None: not given, so none (Resources says what 0 and -1 mean)
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    cpu_shares: int | None = None
 
 
 class Run:
@@ -181,8 +187,9 @@ class Engine:
     def resolve(self, ref: str) -> ContainerRecord:
         return self._store.find(ref)
 
-    def _save(self, rec: ContainerRecord) -> ContainerRecord:
-        self._store.save(rec)
+    def _save(self, rec: ContainerRecord, *, with_config: bool = False) -> ContainerRecord:
+        # Only update() changes a config; every other save writes the state alone.
+        rec = self._store.save_record(rec) if with_config else self._store.save(rec)
         live = self._live.get(rec.id)
         if live is not None and live.waiters:
             state = rec.state.state
@@ -254,6 +261,8 @@ class Engine:
         if opts.hostname and (len(opts.hostname) > 64 or "/" in opts.hostname or "\0" in opts.hostname):
             raise InvalidConfig(f"invalid hostname {opts.hostname[:80]!r}", field="hostname")
         restart = RestartPolicy.parse(opts.restart_policy)
+        resources = Resources().updated(memory=opts.memory, cpus=opts.cpus,
+                                        pids_limit=opts.pids_limit, cpu_shares=opts.cpu_shares)
         if opts.auto_remove and restart.name != "no":
             raise InvalidConfig("--rm and a restart policy cannot be combined", field="restart_policy")
         self._runtimes.get(opts.runtime)  # unknown runtime: refuse now, not at start
@@ -265,7 +274,7 @@ class Engine:
             restart=restart, stop_signal=parse_signal(opts.stop_signal),
             stop_timeout=opts.stop_timeout, network=opts.network, read_only=opts.read_only,
             labels=dict(opts.labels), auto_remove=opts.auto_remove,
-            log_size_max=opts.log_size_max, created_at=time.time_ns(),
+            log_size_max=opts.log_size_max, created_at=time.time_ns(), resources=resources,
         )
         rec = ContainerRecord(config, ContainerState())
         self._store.add(rec)
@@ -554,6 +563,28 @@ class Engine:
             await self._runtimes.get(rec.config.runtime).resume(cid, self._runtime_log(cid))
             rec = self._save(rec.with_state(state=new))
             self._emit(rec, "unpause")
+        return rec
+
+    async def update(self, ref: str, *, memory: int | None = None, cpus: float | None = None,
+                     pids_limit: int | None = None, cpu_shares: int | None = None) -> ContainerRecord:
+        """New resource limits: applied by the runtime where a cgroup exists, and saved
+        for every later start. None leaves a limit as it is."""
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            rec = self._store.get(cid)
+            self._refuse(rec, Action.UPDATE)
+            resources = rec.config.resources.updated(memory=memory, cpus=cpus,
+                                                     pids_limit=pids_limit, cpu_shares=cpu_shares)
+            if rec.state.state in (State.CREATED, State.RUNNING, State.PAUSED):
+                path = os.path.join(self.bundle_dir(cid), "resources.json")
+                with open(path, "wb") as f:
+                    f.write(msgspec.json.encode(update_resources(resources)))
+                await self._runtimes.get(rec.config.runtime).update(cid, path, self._runtime_log(cid))
+            config = msgspec.structs.replace(rec.config, resources=resources)
+            rec = self._save(ContainerRecord(config, rec.state), with_config=True)
+            changed = {"memory": memory, "cpus": cpus, "pidsLimit": pids_limit,
+                       "cpuShares": cpu_shares}
+            self._emit(rec, "update", **{k: v for k, v in changed.items() if v is not None})
         return rec
 
     async def restart(self, ref: str, timeout: int | None = None) -> ContainerRecord:

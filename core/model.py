@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import secrets
 import signal as _signal
@@ -45,8 +47,91 @@ class RestartPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
         return cls(name=name, max_retries=retries)
 
 
+# -- resource limits ----------------------------------------------------------------------
+
+CPU_PERIOD_US = 100_000  # the CFS period --cpus is expressed in, as podman does
+NANO = 10**9  # NanoCpus per CPU
+MEMORY_MIN = 6 << 20  # podman's smallest memory limit: below it a container cannot even start
+CPU_SHARES_MIN, CPU_SHARES_MAX = 2, 262_144  # the kernel's range for cpu.shares
+CPUS_MIN = 0.01  # a quota of 1 ms per 100 ms period, the kernel's minimum
+INT64_MAX = (1 << 63) - 1  # the runtime reads limits as int64
+
+
+def online_cpus() -> int:
+    """CPUs this process may run on (what podman's --cpus range is measured against)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except OSError:
+        return os.cpu_count() or 1
+
+
+class Resources(msgspec.Struct, frozen=True, omit_defaults=True):
+    """cgroup limits of a container; 0 means no limit (for cpu_shares: the kernel's default)."""
+
+    memory: int = 0  # bytes
+    nano_cpus: int = 0  # 10**9 per CPU; becomes a CFS quota per CPU_PERIOD_US
+    pids_limit: int = 0
+    cpu_shares: int = 0
+
+    @property
+    def cpu_quota(self) -> int:
+        """Microseconds per CPU_PERIOD_US; 0 without a CPU limit."""
+        return self.nano_cpus * CPU_PERIOD_US // NANO
+
+    def updated(self, *, memory: int | None = None, cpus: float | None = None,
+                pids_limit: int | None = None, cpu_shares: int | None = None) -> Resources:
+        """These limits with each given one checked and replaced; None keeps the current one."""
+        changes: dict[str, int] = {}
+        if memory is not None:
+            changes["memory"] = check_memory(memory)
+        if cpus is not None:
+            changes["nano_cpus"] = check_cpus(cpus)
+        if pids_limit is not None:
+            changes["pids_limit"] = check_pids_limit(pids_limit)
+        if cpu_shares is not None:
+            changes["cpu_shares"] = check_cpu_shares(cpu_shares)
+        return msgspec.structs.replace(self, **changes) if changes else self
+
+
+def check_memory(value: int) -> int:
+    """Bytes; 0 lifts the limit."""
+    if value < 0:
+        raise InvalidConfig(f"memory limit {value} is negative", field="memory")
+    if 0 < value < MEMORY_MIN:
+        raise InvalidConfig(f"memory limit {value} is below the minimum of {MEMORY_MIN} bytes (6m)",
+                            field="memory")
+    if value > INT64_MAX:
+        raise InvalidConfig(f"memory limit {value} is too large", field="memory")
+    return value
+
+
+def check_cpus(value: float) -> int:
+    """A number of CPUs (0.01 up to the machine's) -> NanoCpus."""
+    limit = online_cpus()
+    if not math.isfinite(value) or not CPUS_MIN <= value <= limit:
+        raise InvalidConfig(f"cpus {value} is out of range: from {CPUS_MIN} to {limit}.00, as "
+                            f"there are only {limit} CPUs available", field="cpus")
+    return round(value * NANO)
+
+
+def check_pids_limit(value: int) -> int:
+    """A process count; -1 and 0 both mean no limit, as in podman."""
+    if not -1 <= value <= INT64_MAX:
+        raise InvalidConfig(f"pids limit {value} is invalid: give a count, or -1 or 0 for no limit",
+                            field="pids_limit")
+    return max(value, 0)
+
+
+def check_cpu_shares(value: int) -> int:
+    """A relative weight; 0 means the kernel's default (1024)."""
+    if value != 0 and not CPU_SHARES_MIN <= value <= CPU_SHARES_MAX:
+        raise InvalidConfig(f"cpu shares {value} are out of range: from {CPU_SHARES_MIN} to "
+                            f"{CPU_SHARES_MAX}, or 0 for the default", field="cpu_shares")
+    return value
+
+
 class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """What the user asked for; never changes after create."""
+    """What the user asked for; only ``resources`` changes after create (Engine.update)."""
 
     id: str
     name: str
@@ -68,6 +153,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     auto_remove: bool = False
     log_size_max: int = 0
     created_at: int = 0  # ns since the epoch
+    resources: Resources = Resources()
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,7 @@ import os
 import resource
 
 from .errors import InvalidConfig
-from .model import ContainerConfig
+from .model import CPU_PERIOD_US, ContainerConfig, Resources
 from .paths import read_in_root
 
 OCI_VERSION = "1.0.2-dev"
@@ -214,6 +214,37 @@ def _console_size(process: dict, tty: bool, size: tuple[int, int]) -> None:
         process["consoleSize"] = {"height": size[0], "width": size[1]}
 
 
+DEFAULT_CPU_SHARES = 1024  # the kernel's
+
+
+def resource_limits(res: Resources) -> dict:
+    """The limits that are set, as OCI ``linux.resources`` members (config.json at create)."""
+    out: dict = {}
+    if res.memory:
+        out["memory"] = {"limit": res.memory}
+    cpu: dict = {}
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    if res.nano_cpus:
+        cpu.update(quota=res.cpu_quota, period=CPU_PERIOD_US)
+    if cpu:
+        out["cpu"] = cpu
+    if res.pids_limit:
+        out["pids"] = {"limit": res.pids_limit}
+    return out
+
+
+def update_resources(res: Resources) -> dict:
+    """Every limit, for ``runc update --resources``: there an absent or 0 value means "leave
+    as it is", so no limit is stated as -1 and default shares as the kernel's 1024."""
+    return {
+        "memory": {"limit": res.memory or -1},
+        "cpu": {"shares": res.cpu_shares or DEFAULT_CPU_SHARES, "quota": res.cpu_quota or -1,
+                "period": CPU_PERIOD_US},
+        "pids": {"limit": res.pids_limit or -1},
+    }
+
+
 def oci_config(config: ContainerConfig, bundle: str, tty_size: tuple[int, int] = (0, 0)) -> dict:
     uid, gid, extra_gids = resolve_user(config.rootfs, config.user)
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
@@ -242,7 +273,8 @@ def oci_config(config: ContainerConfig, bundle: str, tty_size: tuple[int, int] =
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": f"/varpod/{config.id}",
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "resources": {"devices": [{"allow": False, "access": "rwm"}],
+                          **resource_limits(config.resources)},
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS,
         },

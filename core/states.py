@@ -40,6 +40,7 @@ class Action(enum.StrEnum):
     MOUNT = "mount"
     CHECKPOINT = "checkpoint"
     RESTORE = "restore"
+    UPDATE = "update"
 
 
 S = State
@@ -90,6 +91,11 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (S.RUNNING, A.RESIZE): S.RUNNING,
     (S.RUNNING, A.EXEC): S.RUNNING,
     **{(s, A.MOUNT): s for s in S if s is not S.REMOVING},
+    # update: the runtime changes a live cgroup (podman: created, running, paused); where no
+    # cgroup exists the new limits are only saved, for the next start. Refused while
+    # stopping: the process is on its way out, and a runtime call would race its exit.
+    **{(s, A.UPDATE): s for s in (S.CONFIGURED, S.CREATED, S.RUNNING, S.PAUSED, S.STOPPED,
+                                  S.EXITED)},
     (S.RUNNING, A.CHECKPOINT): S.STOPPED,
     (S.STOPPED, A.RESTORE): S.RUNNING,
     (S.EXITED, A.RESTORE): S.RUNNING,

@@ -83,12 +83,35 @@ class Store:
         self.version += 1
 
     def save(self, rec: ContainerRecord) -> ContainerRecord:
-        """Persist a new state for an existing container; returns ``rec`` for chaining."""
-        if self._by_id.get(rec.id) is None:
+        """Persist a new state for an existing container; returns the record now stored.
+
+        Only the state is written: the config stays the stored one, even when ``rec``
+        was loaded before a ``save_record`` changed it.
+        """
+        current = self._by_id.get(rec.id)
+        if current is None:
             raise NoSuchContainer(f"no container with ID {rec.id}", name=rec.id)
+        if rec.config is not current.config:
+            rec = ContainerRecord(current.config, rec.state)
         with self._lock:
             self._db.execute(
                 "UPDATE containers SET state = ? WHERE id = ?", (_encode(rec.state), rec.id)
+            )
+        self._by_id[rec.id] = rec
+        self.version += 1
+        return rec
+
+    def save_record(self, rec: ContainerRecord) -> ContainerRecord:
+        """Persist config and state of an existing container (its name and ID never change)."""
+        current = self._by_id.get(rec.id)
+        if current is None:
+            raise NoSuchContainer(f"no container with ID {rec.id}", name=rec.id)
+        if rec.name != current.name:
+            raise ValueError(f"container {rec.id} cannot be renamed by save_record")
+        with self._lock:
+            self._db.execute(
+                "UPDATE containers SET config = ?, state = ? WHERE id = ?",
+                (_encode(rec.config), _encode(rec.state), rec.id),
             )
         self._by_id[rec.id] = rec
         self.version += 1

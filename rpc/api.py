@@ -20,6 +20,16 @@ def _opts(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v is not None}
 
 
+def _limits(memory: int | str | None, cpus: float | None, pids_limit: int | None,
+            cpu_shares: int | None) -> dict[str, Any]:
+    """The resource parameters that are given; a memory size text becomes bytes here."""
+    if isinstance(memory, str):
+        from ..core.units import parse_size
+
+        memory = parse_size(memory)
+    return _opts(memory=memory, cpus=cpus, pids_limit=pids_limit, cpu_shares=cpu_shares)
+
+
 class API:
     def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
         raise NotImplementedError
@@ -63,13 +73,19 @@ class API:
                restart_policy: str | None = None, stop_signal: str | None = None,
                stop_timeout: int | None = None, network: str | None = None,
                read_only: bool | None = None, labels: dict[str, str] | None = None,
-               auto_remove: bool | None = None, log_size_max: int | None = None) -> Any:
-        """Create a container; returns ``CreateReply(id, name)``."""
+               auto_remove: bool | None = None, log_size_max: int | None = None,
+               memory: int | str | None = None, cpus: float | None = None,
+               pids_limit: int | None = None, cpu_shares: int | None = None) -> Any:
+        """Create a container; returns ``CreateReply(id, name)``.
+
+        ``memory`` is bytes or a size like ``"64m"``; ``cpus`` a float (``0.5``).
+        """
         spec = _opts(rootfs=rootfs, command=list(command), name=name, env=env, workdir=workdir,
                      user=user, hostname=hostname, tty=tty, stdin=stdin, runtime=runtime,
                      restart_policy=restart_policy, stop_signal=stop_signal,
                      stop_timeout=stop_timeout, network=network, read_only=read_only,
-                     labels=labels, auto_remove=auto_remove, log_size_max=log_size_max)
+                     labels=labels, auto_remove=auto_remove, log_size_max=log_size_max,
+                     **_limits(memory, cpus, pids_limit, cpu_shares))
         return self._call(CONTAINER + "Create", {"spec": spec}, "container.CreateReply")
 
     def init(self, name: str) -> Any:
@@ -94,6 +110,13 @@ class API:
 
     def restart(self, name: str, timeout: int | None = None) -> Any:
         return self._call(CONTAINER + "Restart", _opts(name=name, timeout=timeout),
+                          "container.StateReply")
+
+    def update(self, name: str, *, memory: int | str | None = None, cpus: float | None = None,
+               pids_limit: int | None = None, cpu_shares: int | None = None) -> Any:
+        """New resource limits (those not given stay); a live container's cgroup changes now."""
+        return self._call(CONTAINER + "Update",
+                          {"name": name, **_limits(memory, cpus, pids_limit, cpu_shares)},
                           "container.StateReply")
 
     def wait(self, name: str, conditions: list[str] | None = None) -> Any:

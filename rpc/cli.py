@@ -57,8 +57,22 @@ def _container_flags(p: Parser) -> None:
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--log-size-max", type=int, help="rotate the log at this many bytes")
+    _limit_flags(p)
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
     p.add_argument("command", nargs=REMAINDER)
+
+
+def _limit_flags(p: Parser) -> None:
+    # Sizes and CPU counts are plain strings here, turned into numbers by core/units.py.
+    p.add_argument("-m", "--memory", help="memory limit: bytes or 512k, 64m, 1g (0: none)")
+    p.add_argument("--cpus", help="CPU limit, a number of CPUs like 0.5")
+    p.add_argument("--pids-limit", type=int, help="most processes at once (-1 or 0: no limit)")
+    p.add_argument("--cpu-shares", type=int, help="relative CPU weight (default 1024)")
+
+
+def _update_args(p: Parser) -> None:
+    _limit_flags(p)
+    _names(p)
 
 
 def _names(p: Parser) -> None:
@@ -155,6 +169,7 @@ SUBCOMMANDS = {
     "start": ("start containers", _names),
     "stop": ("stop containers", _stop_args),
     "restart": ("restart containers", _stop_args),
+    "update": ("change resource limits of containers", _update_args),
     "kill": ("signal containers", _kill_args),
     "pause": ("pause containers", _names),
     "unpause": ("unpause containers", _names),
@@ -332,7 +347,15 @@ def _create(client: Client, a: Args) -> dict:
         runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
         stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,
         labels=_pairs(a.label, "label") or None, auto_remove=a.rm or None,
-        log_size_max=a.log_size_max)
+        log_size_max=a.log_size_max, **_limits(a))
+
+
+def _limits(a: Args) -> dict[str, Any]:
+    from ..core.units import parse_cpus, parse_size
+
+    return {"memory": None if a.memory is None else parse_size(a.memory),
+            "cpus": None if a.cpus is None else parse_cpus(a.cpus),
+            "pids_limit": a.pids_limit, "cpu_shares": a.cpu_shares}
 
 
 def cmd_create(client: Client, a: Args) -> int:
@@ -540,6 +563,15 @@ def cmd_restart(client: Client, a: Args) -> int:
     return _each(client, a.names, lambda n: client.restart(n, a.time))
 
 
+def cmd_update(client: Client, a: Args) -> int:
+    limits = _limits(a)
+    if all(v is None for v in limits.values()):
+        print("Error: nothing to update: give --memory, --cpus, --pids-limit or --cpu-shares",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return _each(client, a.names, lambda n: client.update(n, **limits))
+
+
 def cmd_kill(client: Client, a: Args) -> int:
     return _each(client, a.names, lambda n: client.kill(n, a.signal))
 
@@ -693,7 +725,7 @@ def cmd_serve(a: Args) -> int:
 COMMANDS = {
     "create": cmd_create, "run": cmd_run, "start": cmd_simple, "pause": cmd_simple,
     "unpause": cmd_simple, "init": cmd_simple, "sync": cmd_simple, "stop": cmd_stop,
-    "checkpoint": cmd_simple, "restore": cmd_simple,
+    "checkpoint": cmd_simple, "restore": cmd_simple, "update": cmd_update,
     "restart": cmd_restart, "kill": cmd_kill, "rm": cmd_rm, "wait": cmd_wait, "ps": cmd_ps,
     "inspect": cmd_inspect, "logs": cmd_logs, "events": cmd_events, "info": cmd_info,
     "attach": cmd_attach, "exec": cmd_exec,

@@ -15,7 +15,7 @@ from ..core import events as core_events
 from ..core.engine import CreateOptions, Engine
 from ..core.errors import EventsOverflow, ExpectedMore, InterfaceNotFound, InvalidParameter, VarpodError
 from ..core.logread import Position, Selection, start_position
-from ..core.model import ContainerRecord
+from ..core.model import CPU_PERIOD_US, ContainerRecord
 from ..core.states import Action, State
 from .interfaces import INTERFACES, idl
 from .interfaces import container as C
@@ -100,7 +100,8 @@ class Service:
         for name, params in (("Init", C.NameParams), ("Start", C.NameParams),
                              ("Stop", C.StopParams), ("Kill", C.KillParams),
                              ("Pause", C.NameParams), ("Unpause", C.NameParams),
-                             ("Restart", C.StopParams), ("Sync", C.NameParams)):
+                             ("Restart", C.StopParams), ("Sync", C.NameParams),
+                             ("Update", C.UpdateParams)):
             add(ctr + name, params, getattr(self, name.lower()), mutating=True)
         add(ctr + "Wait", C.WaitParams, self.wait, Kind.STREAM, long=True)
         add(ctr + "Remove", C.RemoveParams, self.remove, mutating=True)
@@ -209,6 +210,10 @@ class Service:
 
     async def restart(self, p: C.StopParams, ctx: Any) -> C.StateReply:
         return _state(await self.engine.restart(p.name, p.timeout))
+
+    async def update(self, p: C.UpdateParams, ctx: Any) -> C.StateReply:
+        return _state(await self.engine.update(p.name, memory=p.memory, cpus=p.cpus,
+                                               pids_limit=p.pids_limit, cpu_shares=p.cpu_shares))
 
     async def sync(self, p: C.NameParams, ctx: Any) -> C.StateReply:
         return _state(await self.engine.sync(p.name))
@@ -431,7 +436,7 @@ class Service:
         return summary if summary.Status == status else msgspec.structs.replace(summary, Status=status)
 
     def to_inspect(self, rec: ContainerRecord) -> C.ContainerInspect:
-        cfg, st = rec.config, rec.state
+        cfg, st, res = rec.config, rec.state, rec.config.resources
         return C.ContainerInspect(
             Id=rec.id, Created=rfc3339(cfg.created_at),
             Path=cfg.command[0] if cfg.command else "", Args=list(cfg.command[1:]),
@@ -454,7 +459,10 @@ class Service:
                 RestartPolicy=C.RestartPolicy(Name=cfg.restart.name,
                                               MaximumRetryCount=cfg.restart.max_retries),
                 NetworkMode=cfg.network, ReadonlyRootfs=cfg.read_only,
-                AutoRemove=cfg.auto_remove, LogSizeMax=cfg.log_size_max))
+                AutoRemove=cfg.auto_remove, LogSizeMax=cfg.log_size_max,
+                Memory=res.memory, NanoCpus=res.nano_cpus,
+                CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
+                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit))
 
 
 def _exec_inspect(rec: Any) -> C.ExecSession:

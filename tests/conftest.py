@@ -134,6 +134,19 @@ def client(daemon):
     daemon.remove_all()
 
 
+@pytest.fixture
+def varpod(daemon, client):
+    """The `varpod` command line, run as a separate process like a user would."""
+    env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
+
+    def run(*args, input: bytes | None = None, timeout: float = 60,
+            **popen: object) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "varpod.rpc.cli", *args], env=env, input=input,
+                              capture_output=True, timeout=timeout, check=False, **popen)
+
+    return run
+
+
 @pytest.fixture(params=[pytest.param({}, id="asyncio"),
                         pytest.param({"use_uvloop": True}, id="uvloop")])
 def anyio_backend(request):

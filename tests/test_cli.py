@@ -11,17 +11,6 @@ import sys
 import pytest
 
 
-@pytest.fixture
-def varpod(daemon, client):
-    env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
-
-    def run(*args, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "varpod.rpc.cli", *args], env=env, input=input,
-                              capture_output=True, timeout=timeout, check=False)
-
-    return run
-
-
 def test_run_rm_prints_and_exits(varpod, client, rootfs):
     r = varpod("run", "--rm", "--rootfs", rootfs, "/bin/echo", "hi")
     assert (r.returncode, r.stdout, r.stderr) == (0, b"hi\n", b"")

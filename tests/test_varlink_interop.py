@@ -46,6 +46,22 @@ def test_container_lifecycle_over_json(vclient, rootfs):
         assert ct.Remove("vl", None, None) == {"id": created["id"]}
 
 
+def test_limits_and_update_over_json(vclient, rootfs):
+    # cpus is the IDL's only float: JSON clients may send it as 0.5 or as 1.
+    with vclient.open("io.varpod.Container") as ct:
+        ct.Create({"rootfs": rootfs, "command": ["/bin/true"], "name": "vlim", "memory": 64 << 20,
+                   "cpus": 0.5, "pids_limit": 10})
+        assert ct.Update("vlim", None, 1, -1, 512) == {"id": ct.Inspect("vlim")["container"]["Id"],
+                                                       "state": "configured"}
+        host = ct.Inspect("vlim")["container"]["HostConfig"]
+        assert (host["Memory"], host["NanoCpus"], host["PidsLimit"], host["CpuShares"]) == (
+            64 << 20, 10**9, 0, 512)
+        with pytest.raises(varlink.VarlinkError) as e:
+            ct.Update("vlim", -1, None, None, None)
+        assert e.value.error() == "io.varpod.Container.InvalidConfig"
+        assert e.value.parameters()["field"] == "memory"
+
+
 def test_errors_carry_qualified_names(vclient):
     with vclient.open("io.varpod.Container") as ct:
         with pytest.raises(varlink.VarlinkError) as e:

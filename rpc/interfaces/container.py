@@ -24,6 +24,10 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     labels: dict[str, str] | None = None
     auto_remove: bool | None = None
     log_size_max: int | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    cpu_shares: int | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -68,6 +72,12 @@ class HostConfig(msgspec.Struct):
     ReadonlyRootfs: bool
     AutoRemove: bool
     LogSizeMax: int
+    Memory: int
+    NanoCpus: int
+    CpuPeriod: int
+    CpuQuota: int
+    CpuShares: int
+    PidsLimit: int
 
 
 class ContainerInspect(msgspec.Struct):
@@ -127,6 +137,14 @@ class StopParams(msgspec.Struct, forbid_unknown_fields=True):
 class KillParams(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     signal: str | None = None
+
+
+class UpdateParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    cpu_shares: int | None = None
 
 
 class StateReply(msgspec.Struct):

@@ -15,9 +15,11 @@ from varpod.core.model import (
     ContainerConfig,
     ContainerRecord,
     ContainerState,
+    Resources,
     RestartPolicy,
     check_name,
     new_id,
+    online_cpus,
     parse_signal,
     random_name,
 )
@@ -248,3 +250,51 @@ def test_record_round_trips_through_json():
     state = msgspec.json.decode(msgspec.json.encode(rec.state), type=ContainerState)
     assert ContainerRecord(config, state) == rec
     assert state.state is State.EXITED
+
+
+# -- resource limits ------------------------------------------------------------------------
+
+
+def test_resources_default_to_no_limits_and_old_records_decode_without_them():
+    assert Resources() == Resources(memory=0, nano_cpus=0, pids_limit=0, cpu_shares=0)
+    old = b'{"id":"%s","name":"web-1","rootfs":"/r","command":["/bin/true"]}' % new_id().encode()
+    assert msgspec.json.decode(old, type=ContainerConfig).resources == Resources()
+
+
+def test_updated_checks_and_replaces_only_what_is_given():
+    res = Resources().updated(memory=64 << 20, cpus=0.5, pids_limit=100, cpu_shares=512)
+    assert res == Resources(memory=64 << 20, nano_cpus=500_000_000, pids_limit=100, cpu_shares=512)
+    assert res.cpu_quota == 50_000
+    assert res.updated() is res
+    assert res.updated(pids_limit=-1) == Resources(memory=64 << 20, nano_cpus=500_000_000,
+                                                   pids_limit=0, cpu_shares=512)
+    assert res.updated(memory=0, cpu_shares=0).memory == 0
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"memory": -1}, "memory"), ({"memory": 1}, "memory"), ({"memory": (6 << 20) - 1}, "memory"),
+    ({"memory": 1 << 63}, "memory"),
+    ({"cpus": 0.0}, "cpus"), ({"cpus": 0.009}, "cpus"), ({"cpus": -1.0}, "cpus"),
+    ({"cpus": float("inf")}, "cpus"), ({"cpus": float("nan")}, "cpus"),
+    ({"pids_limit": -2}, "pids_limit"), ({"pids_limit": 1 << 63}, "pids_limit"),
+    ({"cpu_shares": -1}, "cpu_shares"), ({"cpu_shares": 1}, "cpu_shares"),
+    ({"cpu_shares": 262_145}, "cpu_shares"),
+])
+def test_out_of_range_limits_are_invalid_config_naming_the_field(change, field):
+    with pytest.raises(InvalidConfig) as info:
+        Resources().updated(**change)
+    assert info.value.field == field
+
+
+def test_cpus_range_is_the_machines():
+    cpus = online_cpus()
+    assert Resources().updated(cpus=float(cpus)).nano_cpus == cpus * 10**9
+    assert Resources().updated(cpus=0.01).cpu_quota == 1000
+    with pytest.raises(InvalidConfig, match=f"from 0.01 to {cpus}.00"):
+        Resources().updated(cpus=cpus + 0.01)
+
+
+def test_the_smallest_and_largest_limits_are_accepted():
+    res = Resources().updated(memory=6 << 20, pids_limit=1, cpu_shares=2)
+    assert (res.memory, res.pids_limit, res.cpu_shares) == (6 << 20, 1, 2)
+    assert Resources().updated(cpu_shares=262_144, memory=(1 << 63) - 1).cpu_shares == 262_144

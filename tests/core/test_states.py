@@ -68,6 +68,10 @@ DESIGN_TABLE: dict[Action, dict[State, State]] = {
     # `exited` is a stopped container whose runtime copy was cleaned up, so it restores too.
     A.CHECKPOINT: {S.RUNNING: S.STOPPED},
     A.RESTORE: {S.STOPPED: S.RUNNING, S.EXITED: S.RUNNING},
+    # update (spec: a runtime driver verb only; podman's rule): where a cgroup exists (created,
+    # running, paused) the runtime changes it; configured, stopped and exited containers keep
+    # the limits for their next start. The state never changes; stopping is refused.
+    A.UPDATE: {s: s for s in (S.CONFIGURED, S.CREATED, S.RUNNING, S.PAUSED, S.STOPPED, S.EXITED)},
 }
 
 # Documented deviation: core/states.py lets a second stop of a `stopping` container join the

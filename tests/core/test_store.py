@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from varpod.core.errors import AmbiguousName, NameInUse, NoSuchContainer
-from varpod.core.model import ContainerConfig, ContainerRecord, ContainerState, RestartPolicy, new_id
+from varpod.core.model import (
+    ContainerConfig,
+    ContainerRecord,
+    ContainerState,
+    Resources,
+    RestartPolicy,
+    new_id,
+)
 from varpod.core.states import State
 from varpod.core.store import Store
 
@@ -46,6 +54,37 @@ def test_save_replaces_the_state(store):
     assert store.save(running) is running
     assert store.get(rec.id).state.state is State.RUNNING
     assert store.find("web-1").state.pid == 1234
+
+
+def test_save_record_replaces_config_and_state(store):
+    rec = make("web-1")
+    store.add(rec)
+    config = msgspec.structs.replace(rec.config, resources=Resources(memory=64 << 20))
+    new = ContainerRecord(config, rec.state).with_state(state=State.EXITED)
+    assert store.save_record(new) is new
+    assert store.get(rec.id) == new
+    with pytest.raises(NoSuchContainer):
+        store.save_record(make("ghost"))
+
+
+def test_save_never_brings_back_an_older_config(store):
+    # A record loaded before an update, saved afterwards, changes the state only.
+    rec = make("web-1")
+    store.add(rec)
+    updated = ContainerRecord(msgspec.structs.replace(rec.config, resources=Resources(pids_limit=5)),
+                              rec.state)
+    store.save_record(updated)
+    saved = store.save(rec.with_state(state=State.RUNNING, pid=7))
+    assert saved.config == updated.config and saved.state.pid == 7
+    assert store.get(rec.id) == saved
+
+
+def test_save_record_cannot_rename(store):
+    rec = make("web-1")
+    store.add(rec)
+    with pytest.raises(ValueError):
+        store.save_record(ContainerRecord(msgspec.structs.replace(rec.config, name="web-2"),
+                                          rec.state))
 
 
 def test_save_of_unknown_container_is_no_such_container(store):
@@ -272,6 +311,9 @@ def test_file_store_persists_across_reopen(tmp_path):
     s.add(b)
     a_exited = a.with_state(state=State.EXITED, exit_code=7, finished_at=123)
     s.save(a_exited)
+    a_exited = s.save_record(ContainerRecord(
+        msgspec.structs.replace(a.config, resources=Resources(memory=96 << 20, nano_cpus=10**9)),
+        a_exited.state))
     s.save_exec("sess", b.id, b"rec")
     seq = s.append_event(b"hello")
     s.delete(b.id)
@@ -283,6 +325,7 @@ def test_file_store_persists_across_reopen(tmp_path):
         got = s2.find("web-1")
         assert got == a_exited
         assert got.config.restart == RestartPolicy(name="on-failure", max_retries=3)
+        assert got.config.resources == Resources(memory=96 << 20, nano_cpus=10**9)
         assert got.state.state is State.EXITED
         with pytest.raises(NoSuchContainer):
             s2.find("web-2")

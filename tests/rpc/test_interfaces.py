@@ -38,6 +38,7 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.Pause": C.StateReply,
     "io.varpod.Container.Unpause": C.StateReply,
     "io.varpod.Container.Restart": C.StateReply,
+    "io.varpod.Container.Update": C.StateReply,
     "io.varpod.Container.Sync": C.StateReply,
     "io.varpod.Container.Wait": C.WaitReply,
     "io.varpod.Container.Remove": C.RemoveReply,
