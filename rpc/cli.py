@@ -13,7 +13,7 @@ import os
 import sys
 import time
 
-from ..core.errors import RuntimeFailed, StreamBroken, VarpodError, from_wire
+from ..core.errors import InvalidConfig, RuntimeFailed, StreamBroken, VarpodError, from_wire
 from . import fastargs
 from .client import Client
 from .fastargs import REMAINDER
@@ -144,6 +144,8 @@ def _exec_args(p: Parser) -> None:
     p.add_argument("--privileged", action="store_true", help="all capabilities")
     p.add_argument("--cap-add", action="append", default=[])
     p.add_argument("--detach-keys")
+    p.add_argument("--preserve-fds", type=int, default=0, metavar="N",
+                   help="pass this command's fds 3 .. 3+N-1 on to the process")
     p.add_argument("name")
     p.add_argument("command", nargs=REMAINDER)
 
@@ -479,18 +481,37 @@ def cmd_attach(client: Client, a: Args) -> int:
     return 0 if code is None else code
 
 
+def preserved_fds(count: int) -> tuple[int, ...]:
+    """This process's fds 3 .. 3+count-1 (runc's --preserve-fds numbering), each open."""
+    if count < 0:
+        raise InvalidConfig(f"--preserve-fds {count} is negative", field="preserve_fds")
+    for fd in range(3, 3 + count):  # stops at the first closed one, however large count is
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise InvalidConfig(f"--preserve-fds {count}: fd {fd} is not open in this process",
+                                field="preserve_fds") from None
+    return tuple(range(3, 3 + count))
+
+
 def cmd_exec(client: Client, a: Args) -> int:
     if not a.command:
         raise SystemExit("Error: exec needs a command")
+    if a.detach and a.preserve_fds:
+        print("Error: --preserve-fds needs an attached exec (the fds travel over its stream); "
+              "drop -d", file=sys.stderr)
+        return EXIT_ERROR
     sid = client.exec_create(a.name, a.command, env=a.env or None, workdir=a.workdir, user=a.user,
                              tty=a.tty, stdin=a.interactive, privileged=a.privileged,
-                             cap_add=a.cap_add or None, detach_keys=a.detach_keys)
+                             cap_add=a.cap_add or None, detach_keys=a.detach_keys,
+                             preserve_fds=a.preserve_fds)
     if a.detach:
         client.exec_start(sid)
         _out(sid)
         return 0
     try:
-        session = client.exec_start(sid, attach=True, size=terminal_size() if a.tty else None)
+        session = client.exec_start(sid, attach=True, size=terminal_size() if a.tty else None,
+                                    fds=a.fds)
     except RuntimeFailed as e:
         print(f"Error: {e.message}", file=sys.stderr)
         return _runtime_exit_code(e)
@@ -740,6 +761,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
         a.command = a.command[1:]
     try:
+        if a.cmd == "exec":
+            # Looked at before the daemon's socket is opened: it could take one of those numbers.
+            a.fds = preserved_fds(a.preserve_fds)
         with Client(a.socket, raw=True) as client:
             return COMMANDS[a.cmd](client, a)
     except VarpodError as e:

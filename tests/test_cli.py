@@ -139,3 +139,53 @@ def test_signals_to_the_cli_reach_the_container(daemon, rootfs, flags, sig):
         proc.kill()
     name = signal.Signals(sig).name[3:]
     assert (proc.returncode, out, err) == (3 if name == "INT" else 4, f"got {name}\n".encode(), b"")
+
+
+# -- exec --preserve-fds --------------------------------------------------------------------------
+
+
+def _as_fds_3_and_up(*fds: int):
+    """A preexec_fn giving the CLI ``fds`` as its fds 3, 4, ... (first moved out of the way)."""
+    import fcntl
+
+    def move() -> None:
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in fds]
+        for target, fd in enumerate(high, start=3):
+            os.dup2(fd, target)
+
+    return move
+
+
+def test_exec_preserve_fds_hands_the_clis_fds_to_the_process(varpod, client, rootfs):
+    cid = client.create(rootfs, ["/bin/sleep", "1000"]).id
+    client.start(cid)
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    os.write(in_w, b"read from fd 3\n")
+    os.close(in_w)
+    try:
+        r = varpod("exec", "--preserve-fds", "2", cid, "/bin/sh", "-c", "cat <&3 >&4; echo done",
+                   pass_fds=(3, 4), preexec_fn=_as_fds_3_and_up(in_r, out_w))
+    finally:
+        os.close(in_r)
+        os.close(out_w)
+    with os.fdopen(out_r, "rb") as f:
+        written = f.read()
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"done\n", b"")
+    assert written == b"read from fd 3\n"
+
+
+def test_exec_preserve_fds_refuses_an_fd_that_is_not_open(varpod, client, rootfs):
+    cid = client.create(rootfs, ["/bin/sleep", "1000"]).id
+    client.start(cid)
+    r = varpod("exec", "--preserve-fds", "1", cid, "/bin/true")  # the CLI gets no fd 3
+    assert r.returncode == 125
+    assert r.stderr == b"Error: --preserve-fds 1: fd 3 is not open in this process\n"
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        r = varpod("exec", "-d", "--preserve-fds", "1", cid, "/bin/true", pass_fds=(3,),
+                   preexec_fn=_as_fds_3_and_up(devnull))
+    finally:
+        os.close(devnull)
+    assert r.returncode == 125 and r.stderr.endswith(b"drop -d\n")
+    assert client.exec_list(cid) == []
