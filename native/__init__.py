@@ -208,8 +208,9 @@ def _c_demux_from(demuxer: _CDemuxer, src_fd: int, out1: int, out2: int,
         d._input = memoryview(bytes(d._input) + bytes(initial))
     while True:
         inp = d._input
-        rc = _lib.vp_demux_from(c, d._cbuf, len(d._buf), _ffi.from_buffer(inp) if inp else _ffi.NULL,
-                                len(inp), d._used, src_fd, out1, out2, d.budget)
+        with _common.WakeupPipe() as wake:
+            rc = _lib.vp_demux_from(c, d._cbuf, len(d._buf), _ffi.from_buffer(inp) if inp else _ffi.NULL,
+                                    len(inp), d._used, src_fd, out1, out2, d.budget, wake.fd)
         if d._used[0]:
             d._input = inp[d._used[0] :]
         if rc == _lib.VP_NEED_BUFFER:  # a control payload larger than the buffer

@@ -42,7 +42,7 @@ ffi.cdef(
     void vp_demuxer_init(struct vp_demuxer *d, int fmt);
     int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
                       const char *in, size_t inlen, size_t *used,
-                      int src, int out1, int out2, long long budget);
+                      int src, int out1, int out2, long long budget, int wake_fd);
     long long vp_scan(const char *buf, size_t len, size_t start, int fmt,
                       uint32_t *out, size_t max, size_t *next);
     """

@@ -7,6 +7,8 @@ module live imports only this (struct): the twin needs threading, signal
 
 from __future__ import annotations
 
+import _signal  # the C module behind `signal`, which would import enum (~3 ms of CLI start-up)
+import os
 import struct
 
 HEADER = struct.Struct(">B3xI")  # u8 stream, 3 zero bytes, u32 BE payload length
@@ -51,3 +53,43 @@ def corrupt(fmt: int, offset: int) -> ValueError:
 def grown_size(need: int) -> int:
     """A buffer for a record of ``need`` bytes, rounded up to 64 KiB."""
     return (need + 0xFFFF) & ~0xFFFF
+
+
+class WakeupPipe:
+    """Where signals are noted while a demux_from call runs: a pipe of ours as the wakeup fd.
+
+    CPython's C handler writes each signal's number there, whenever it comes.
+    The loop polls ``fd`` with every fd it is about to block on, so a signal
+    that arrived between system calls still stops it (EINTR alone misses
+    those). Afterwards the numbers go on to the wakeup fd the caller had set.
+    ``fd`` is -1 outside the main thread, where no handler runs.
+    """
+
+    __slots__ = ("_old", "_w", "fd")
+
+    def __enter__(self) -> WakeupPipe:
+        self.fd = self._w = -1
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self._old = _signal.set_wakeup_fd(w)
+        except ValueError:  # not the main thread
+            os.close(r)
+            os.close(w)
+            return self
+        self.fd, self._w = r, w
+        return self
+
+    def forward(self) -> None:
+        try:
+            numbers = os.read(self.fd, 256)
+            if self._old >= 0:
+                os.write(self._old, numbers)
+        except OSError:
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd >= 0:
+            _signal.set_wakeup_fd(self._old)
+            self.forward()
+            os.close(self.fd)
+            os.close(self._w)

@@ -10,10 +10,8 @@ import errno
 import fcntl
 import os
 import select
-import signal
 import struct
 import termios
-import threading
 import time
 
 from ._common import (
@@ -31,6 +29,7 @@ from ._common import (
     STATUS_EOF,
     STATUS_INTERRUPTED,
     TRAILER_SIZE,
+    WakeupPipe,
     check_budget,
     check_fmt,
     check_relay_args,
@@ -485,48 +484,33 @@ def demux_from(demuxer: Demuxer, src_fd: int, out1: int, out2: int,
 
 
 class _SignalWatch:
-    """How the twin sees signals, which the C loop sees as EINTR.
+    """How the twin sees signals, which the C loop sees as EINTR or on its wakeup pipe.
 
     CPython retries a system call a signal interrupted once the handler ran
-    (PEP 475), so Python code never sees EINTR. Instead, while a call runs in
-    the main thread (where handlers run), the signal wakeup fd is a pipe of
-    ours, polled along with each fd the call is about to wait for; what
-    arrives on it is passed on to the wakeup fd the caller had set.
+    (PEP 475), so Python code never sees EINTR; like the C loop, the twin polls
+    the wakeup pipe (``_common.WakeupPipe``) along with each fd it is about to
+    wait for.
     """
 
     def __enter__(self) -> _SignalWatch:
-        self._r = self._w = -1
-        if threading.current_thread() is threading.main_thread():
-            self._r, self._w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-            self._old = signal.set_wakeup_fd(self._w)
+        self._wake = WakeupPipe().__enter__()
+        if self._wake.fd >= 0:
             self._poller = select.poll()
-            self._poller.register(self._r, select.POLLIN)
+            self._poller.register(self._wake.fd, select.POLLIN)
         return self
 
     def wait(self, fd: int, events: int) -> None:
         """Until fd is ready for ``events`` (or in error: the call will say); _Stop on a signal."""
-        if self._r < 0:
+        if self._wake.fd < 0:
             return
         self._poller.register(fd, events)
         try:
             ready = dict(self._poller.poll())
         finally:
             self._poller.unregister(fd)
-        if self._r in ready:
-            self._forward()
+        if self._wake.fd in ready:
+            self._wake.forward()
             raise _Stop(STATUS_INTERRUPTED)
 
-    def _forward(self) -> None:
-        try:
-            numbers = os.read(self._r, 256)
-            if self._old >= 0:
-                os.write(self._old, numbers)
-        except OSError:
-            pass
-
     def __exit__(self, *exc: object) -> None:
-        if self._r >= 0:
-            signal.set_wakeup_fd(self._old)
-            self._forward()
-            os.close(self._r)
-            os.close(self._w)
+        self._wake.__exit__(*exc)

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/ioctl.h>
@@ -391,6 +392,7 @@ struct source {
     size_t len;
     size_t pos;
     int fd;
+    int wake; /* the signal wakeup pipe, or -1 */
 };
 
 enum { PART_HEADER, PART_PAYLOAD, PART_TRAILER };
@@ -419,6 +421,27 @@ static ssize_t io_result(ssize_t n)
     return errno == EINTR ? STOP(VP_INTERRUPTED) : -errno;
 }
 
+/* Until fd is ready for `events` (or in error: the call that follows says which), or
+ * a signal was noted. A signal that arrives while no system call runs interrupts
+ * none: it only leaves its number in the wakeup pipe, and a read begun after it
+ * would block until more data came, maybe never. So every blocking call is
+ * preceded by a poll that includes the pipe. Without a pipe (not the main thread,
+ * where no handler runs) the call itself waits. */
+static ssize_t wait_ready(const struct source *s, int fd, short events)
+{
+    if (s->wake < 0)
+        return 0;
+    struct pollfd p[2] = {{fd, events, 0}, {s->wake, POLLIN, 0}};
+    for (;;) {
+        if (poll(p, 2, -1) < 0)
+            return errno == EINTR ? STOP(VP_INTERRUPTED) : -errno;
+        if (p[1].revents)
+            return STOP(VP_INTERRUPTED);
+        if (p[0].revents)
+            return 0;
+    }
+}
+
 /* Exactly `want` bytes into p across calls: *done says how many are there. */
 static ssize_t take_exact(struct vp_demuxer *d, struct source *s, unsigned char *p,
                           uint32_t want)
@@ -431,6 +454,8 @@ static ssize_t take_exact(struct vp_demuxer *d, struct source *s, unsigned char 
             memcpy(p + d->done, s->in + s->pos, (size_t)n);
             s->pos += (size_t)n;
         } else {
+            if ((n = wait_ready(s, s->fd, POLLIN)) < 0)
+                return n;
             n = io_result(read(s->fd, p + d->done, want - d->done));
             if (n < 0)
                 return n;
@@ -461,8 +486,8 @@ static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, s
 {
     for (;;) {
         while (d->head < d->tail) {
-            ssize_t n = io_result(write(out, buf + d->head, d->tail - d->head));
-            if (n < 0)
+            ssize_t n = wait_ready(s, out, POLLOUT);
+            if (n < 0 || (n = io_result(write(out, buf + d->head, d->tail - d->head))) < 0)
                 return n;
             d->head += (size_t)n;
         }
@@ -475,12 +500,15 @@ static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, s
             /* The caller's bytes go out straight from where they are. */
             n = s->len - s->pos < want ? (ssize_t)(s->len - s->pos) : (ssize_t)want;
             if (out >= 0) {
-                n = io_result(write(out, s->in + s->pos, (size_t)n));
-                if (n < 0)
-                    return n;
+                ssize_t w = wait_ready(s, out, POLLOUT);
+                if (w < 0 || (w = io_result(write(out, s->in + s->pos, (size_t)n))) < 0)
+                    return w;
+                n = w;
             }
             s->pos += (size_t)n;
         } else if (out >= 0 && out_is_pipe(d, slot, out)) {
+            if ((n = wait_ready(s, s->fd, POLLIN)) < 0 || (n = wait_ready(s, out, POLLOUT)) < 0)
+                return n;
             n = splice(s->fd, NULL, out, NULL, want, SPLICE_F_MOVE);
             if (n < 0 && errno == EINVAL) {
                 d->out_pipe[slot] = 0; /* src cannot be spliced from: read and write */
@@ -490,6 +518,8 @@ static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, s
             if (n < 0)
                 return n;
         } else {
+            if ((n = wait_ready(s, s->fd, POLLIN)) < 0)
+                return n;
             n = io_result(read(s->fd, buf, want < bufsize ? want : bufsize));
             if (n < 0)
                 return n;
@@ -555,9 +585,9 @@ static ssize_t demux_step(struct vp_demuxer *d, struct source *s, char *buf, siz
 
 int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
                   const char *in, size_t inlen, size_t *used,
-                  int src, int out1, int out2, long long budget)
+                  int src, int out1, int out2, long long budget, int wake_fd)
 {
-    struct source s = {in, inlen, 0, src};
+    struct source s = {in, inlen, 0, src, wake_fd};
     long long start = d->offset;
     ssize_t rc = 0;
     d->need = 0;

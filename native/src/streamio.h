@@ -78,13 +78,14 @@ void vp_demuxer_init(struct vp_demuxer *d, int fmt);
 
 /* Consume the caller's bytes in[0, inlen), then read the blocking fd src, and
  * write each payload to blocking out1 (stream 1) / out2 (stream 2), fd -1 or
- * stream 0 discarding, until a control entry, EOF, EINTR or `budget` stream
- * bytes consumed. *used says how much of `in` was consumed. Returns a VP_*
- * status, -EBADMSG for a corrupt entry (at d->entry; it stays corrupt), or
- * -errno. */
+ * stream 0 discarding, until a control entry, EOF, a signal (EINTR, or a byte
+ * on wake_fd, the signal wakeup pipe polled before each blocking call; -1: none)
+ * or `budget` stream bytes consumed. *used says how much of `in` was consumed.
+ * Returns a VP_* status, -EBADMSG for a corrupt entry (at d->entry; it stays
+ * corrupt), or -errno. */
 int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
                   const char *in, size_t inlen, size_t *used,
-                  int src, int out1, int out2, long long budget);
+                  int src, int out1, int out2, long long budget, int wake_fd);
 
 /* The complete records/frames of buf[start, len) as (stream, payload offset
  * from start, payload length) triples in out, at most max of them. *next is

@@ -393,6 +393,56 @@ def test_a_signal_handler_that_raises_propagates(impl):
         b.close()
 
 
+def _feed_then_wait(sock: socket.socket, data: bytes, quiet: threading.Event) -> None:
+    """Send data, then nothing until ``quiet`` is set; then the end, if anyone still reads."""
+    with contextlib.suppress(OSError):
+        sock.sendall(data)
+        quiet.wait(10)
+        sock.sendall(encode_frame(CONTROL, b""))
+
+
+def _drain_and_signal(fd: int, threshold: int, thread: int) -> None:
+    """Read fd to EOF; SIGALRM to ``thread`` once ``threshold`` bytes went by."""
+    got = 0
+    poked = False
+    while chunk := os.read(fd, 1 << 16):
+        got += len(chunk)
+        if not poked and got >= threshold:  # the loop under test is busy copying now
+            signal.pthread_kill(thread, signal.SIGALRM)
+            poked = True
+
+
+def test_a_signal_that_interrupts_no_system_call_still_stops_the_loop(impl):
+    """A signal that lands while the loop copies (in user space, or in a call that does
+    not block) interrupts nothing; the loop must still stop, not go on to block in a read
+    that more data may never end. The CLI's SIGINT to the container depended on it."""
+    burst = b"".join(encode_frame(1, payload(i, 512)) for i in range(2000))
+    old = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    rng = random.Random(7)
+    try:
+        for _ in range(20):
+            a, b = socket.socketpair()
+            sink_r, sink_w = os.pipe()
+            quiet = threading.Event()
+            threads = [quiet_thread(_feed_then_wait, b, burst, quiet),
+                       quiet_thread(_drain_and_signal, sink_r, rng.randrange(1, len(burst) // 2),
+                                    threading.get_ident())]
+            try:
+                status, _ = impl.demux_from(impl.Demuxer(MODE_FRAMES), a.fileno(), sink_w, -1)
+                stopped_by_the_signal = not quiet.is_set()
+            finally:
+                quiet.set()
+                a.close()  # the feeder's sendall fails instead of waiting for a reader
+                os.close(sink_w)
+                for t in threads:
+                    t.join()
+                os.close(sink_r)
+                b.close()
+            assert status == STATUS_INTERRUPTED and stopped_by_the_signal
+    finally:
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_the_python_twin_passes_signals_on_to_the_callers_wakeup_fd():
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(w)
