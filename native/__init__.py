@@ -208,7 +208,7 @@ def _c_demux_from(demuxer: _CDemuxer, src_fd: int, out1: int, out2: int,
         d._input = memoryview(bytes(d._input) + bytes(initial))
     while True:
         inp = d._input
-        with _common.WakeupPipe() as wake:
+        with _common.WakeupPipe() as wake, _common.NonBlocking(src_fd):
             rc = _lib.vp_demux_from(c, d._cbuf, len(d._buf), _ffi.from_buffer(inp) if inp else _ffi.NULL,
                                     len(inp), d._used, src_fd, out1, out2, d.budget, wake.fd)
         if d._used[0]:

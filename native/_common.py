@@ -93,3 +93,21 @@ class WakeupPipe:
             self.forward()
             os.close(self.fd)
             os.close(self._w)
+
+
+class NonBlocking:
+    """``fd`` non-blocking for a ``with`` block, then as it was (the C reader waits in poll)."""
+
+    __slots__ = ("_fd", "_was")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def __enter__(self) -> None:
+        self._was = os.get_blocking(self._fd)
+        if self._was:
+            os.set_blocking(self._fd, False)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._was:
+            os.set_blocking(self._fd, True)

@@ -421,24 +421,34 @@ static ssize_t io_result(ssize_t n)
     return errno == EINTR ? STOP(VP_INTERRUPTED) : -errno;
 }
 
-/* Until fd is ready for `events` (or in error: the call that follows says which), or
- * a signal was noted. A signal that arrives while no system call runs interrupts
- * none: it only leaves its number in the wakeup pipe, and a read begun after it
- * would block until more data came, maybe never. So every blocking call is
- * preceded by a poll that includes the pipe. Without a pipe (not the main thread,
- * where no handler runs) the call itself waits. */
-static ssize_t wait_ready(const struct source *s, int fd, short events)
+/* src is non-blocking for the call (the caller sees to it): a read or splice that
+ * would block returns EAGAIN, and only then do we wait, in a poll that includes the
+ * signal wakeup pipe. A signal that lands while no system call runs interrupts none;
+ * it only leaves its number in that pipe, and a blocking read begun after it would
+ * wait for more data, maybe forever. With data there, nothing is polled. Without a
+ * pipe (not the main thread, where no handler runs) the poll waits for src alone. */
+static ssize_t wait_readable(const struct source *s)
 {
-    if (s->wake < 0)
-        return 0;
-    struct pollfd p[2] = {{fd, events, 0}, {s->wake, POLLIN, 0}};
+    struct pollfd p[2] = {{s->fd, POLLIN, 0}, {s->wake, POLLIN, 0}};
     for (;;) {
-        if (poll(p, 2, -1) < 0)
+        if (poll(p, s->wake >= 0 ? 2 : 1, -1) < 0)
             return errno == EINTR ? STOP(VP_INTERRUPTED) : -errno;
-        if (p[1].revents)
+        if (s->wake >= 0 && p[1].revents)
             return STOP(VP_INTERRUPTED);
         if (p[0].revents)
-            return 0;
+            return 0; /* readable, or in error: the next call says which */
+    }
+}
+
+/* read() from src; on EAGAIN, wait for it (or a signal) and read again. */
+static ssize_t read_src(const struct source *s, void *p, size_t n)
+{
+    for (;;) {
+        ssize_t r = read(s->fd, p, n);
+        if (r >= 0 || errno != EAGAIN)
+            return io_result(r);
+        if ((r = wait_readable(s)) < 0)
+            return r;
     }
 }
 
@@ -454,9 +464,7 @@ static ssize_t take_exact(struct vp_demuxer *d, struct source *s, unsigned char 
             memcpy(p + d->done, s->in + s->pos, (size_t)n);
             s->pos += (size_t)n;
         } else {
-            if ((n = wait_ready(s, s->fd, POLLIN)) < 0)
-                return n;
-            n = io_result(read(s->fd, p + d->done, want - d->done));
+            n = read_src(s, p + d->done, want - d->done);
             if (n < 0)
                 return n;
         }
@@ -486,8 +494,8 @@ static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, s
 {
     for (;;) {
         while (d->head < d->tail) {
-            ssize_t n = wait_ready(s, out, POLLOUT);
-            if (n < 0 || (n = io_result(write(out, buf + d->head, d->tail - d->head))) < 0)
+            ssize_t n = io_result(write(out, buf + d->head, d->tail - d->head));
+            if (n < 0)
                 return n;
             d->head += (size_t)n;
         }
@@ -500,27 +508,27 @@ static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, s
             /* The caller's bytes go out straight from where they are. */
             n = s->len - s->pos < want ? (ssize_t)(s->len - s->pos) : (ssize_t)want;
             if (out >= 0) {
-                ssize_t w = wait_ready(s, out, POLLOUT);
-                if (w < 0 || (w = io_result(write(out, s->in + s->pos, (size_t)n))) < 0)
-                    return w;
-                n = w;
+                n = io_result(write(out, s->in + s->pos, (size_t)n));
+                if (n < 0)
+                    return n;
             }
             s->pos += (size_t)n;
         } else if (out >= 0 && out_is_pipe(d, slot, out)) {
-            if ((n = wait_ready(s, s->fd, POLLIN)) < 0 || (n = wait_ready(s, out, POLLOUT)) < 0)
-                return n;
             n = splice(s->fd, NULL, out, NULL, want, SPLICE_F_MOVE);
             if (n < 0 && errno == EINVAL) {
                 d->out_pipe[slot] = 0; /* src cannot be spliced from: read and write */
+                continue;
+            }
+            if (n < 0 && errno == EAGAIN) { /* src is empty (a full pipe blocks: it is blocking) */
+                if ((n = wait_readable(s)) < 0)
+                    return n;
                 continue;
             }
             n = io_result(n);
             if (n < 0)
                 return n;
         } else {
-            if ((n = wait_ready(s, s->fd, POLLIN)) < 0)
-                return n;
-            n = io_result(read(s->fd, buf, want < bufsize ? want : bufsize));
+            n = read_src(s, buf, want < bufsize ? want : bufsize);
             if (n < 0)
                 return n;
             if (out >= 0)

@@ -76,11 +76,12 @@ struct vp_demuxer {
 
 void vp_demuxer_init(struct vp_demuxer *d, int fmt);
 
-/* Consume the caller's bytes in[0, inlen), then read the blocking fd src, and
- * write each payload to blocking out1 (stream 1) / out2 (stream 2), fd -1 or
- * stream 0 discarding, until a control entry, EOF, a signal (EINTR, or a byte
- * on wake_fd, the signal wakeup pipe polled before each blocking call; -1: none)
- * or `budget` stream bytes consumed. *used says how much of `in` was consumed.
+/* Consume the caller's bytes in[0, inlen), then read the non-blocking fd src
+ * (waiting in poll when it is empty), and write each payload to blocking out1
+ * (stream 1) / out2 (stream 2), fd -1 or stream 0 discarding, until a control
+ * entry, EOF, a signal (EINTR, or a byte on wake_fd, the signal wakeup pipe
+ * that poll also watches; -1: none) or `budget` stream bytes consumed. *used
+ * says how much of `in` was consumed.
  * Returns a VP_* status, -EBADMSG for a corrupt entry (at d->entry; it stays
  * corrupt), or -errno. */
 int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
