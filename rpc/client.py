@@ -42,6 +42,7 @@ def _record(stream: int, ts: int, payload: bytes) -> Any:
         _Record = Record
     return _Record(stream, ts, payload, 0)
 
+
 def _fd_bytes(fds: tuple[int, ...]) -> bytes:
     """SCM_RIGHTS data: the fds as C ints (what ``array("i", fds)`` gives, without importing array)."""
     return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)

@@ -275,8 +275,10 @@ class LogFollower:
     def _on_append(self) -> None:
         """The writer appended (or finished, or rotated): relay now if that is all it takes."""
         live = self._live
+        if live is None:
+            return  # the task runs, or waits for the client to read: it looks again anyway
         writer = self.writer
-        if live is not None and not writer.finished and live[1] == writer.generation:
+        if not writer.finished and live[1] == writer.generation:
             fd, _, cursor = live
             try:
                 if not self._relay(cursor, fd, writer.size) and not cursor.past_until:
