@@ -16,11 +16,13 @@ asserts the compiled one. ``VARPOD_NATIVE=python`` forces the fallback.
 * ``demux(buf, fmt, out1, out2) -> (consumed, control_at)``: payloads of whole
   records/frames to blocking fds, up to a control entry (stream 3).
 * ``Demuxer(fmt)`` and ``demux_from(demuxer, src_fd, out1, out2, initial=b"") -> (status, control)``:
-  ``initial``, then what the blocking src_fd sends, to blocking out1/out2 (a
-  pipe gets payloads by splice) until ``STATUS_CONTROL`` (with the control
-  payload), ``STATUS_EOF``, or ``STATUS_INTERRUPTED``: a signal arrived (or
-  ``demuxer.budget`` bytes went by, so handlers of signals that interrupted no
-  system call run too); call again with the same Demuxer.
+  ``initial`` (bytes the caller read from src first: given once, before the
+  demuxer reads src itself), then what src_fd sends, to blocking out1/out2 (a
+  pipe gets large payloads by splice; the C loop reads src ahead, and keeps
+  what it has not consumed for the next call) until ``STATUS_CONTROL`` (with the
+  control payload), ``STATUS_EOF``, or ``STATUS_INTERRUPTED``: a signal arrived
+  (or ``demuxer.budget`` bytes went by, so handlers of signals that interrupted
+  no system call run too); call again with the same Demuxer.
 * ``scan(buf, fmt) -> ([(stream, payload_offset, length)], consumed)``.
 * ``encode_frame(stream, payload)``: the reference encoder for frames.
 
@@ -37,6 +39,7 @@ import os
 # so enum, termios...) is imported when it is the live path, or when asked for.
 from . import _common
 from ._common import (
+    DEMUX_AHEAD,
     DEMUX_BUDGET,
     DEMUX_BUFSIZE,
     MAX_TIME,
@@ -166,12 +169,12 @@ def _c_demux(buf, fmt: int, out1: int, out2: int) -> tuple[int, int]:
 class _CDemuxer:
     """A reader's place in one record/frame stream between demux_from calls.
 
-    The C state (which part of which entry, payload read but not yet
-    written) lives in a cffi struct next to its buffer; the caller's bytes not
-    yet consumed stay here. One thread at a time.
+    The C state (which part of which entry, what was read ahead from src and
+    not yet consumed) lives in a cffi struct next to its buffers; the caller's
+    bytes not yet consumed stay here. One thread at a time.
     """
 
-    __slots__ = ("_buf", "_c", "_cbuf", "_input", "_used", "budget")
+    __slots__ = ("_ahead", "_buf", "_c", "_cahead", "_cbuf", "_input", "_used", "budget")
 
     def __init__(self, fmt: int, budget: int = DEMUX_BUDGET) -> None:
         _common.check_fmt(fmt)
@@ -181,6 +184,8 @@ class _CDemuxer:
         self._used = _ffi.new("size_t *")
         self._input = memoryview(b"")
         self.budget = budget
+        self._ahead = bytearray(DEMUX_AHEAD)
+        self._cahead = _ffi.from_buffer(self._ahead)
         self._set_buffer(bytearray(DEMUX_BUFSIZE))
 
     def _set_buffer(self, buf: bytearray) -> None:
@@ -205,12 +210,15 @@ def _c_demux_from(demuxer: _CDemuxer, src_fd: int, out1: int, out2: int,
     d = demuxer
     c = d._c
     if initial:
+        if c.ahead_pos < c.ahead_len:  # they would go out after bytes src sent later
+            raise ValueError("initial bytes come before what demux_from has read from src")
         d._input = memoryview(bytes(d._input) + bytes(initial))
     while True:
         inp = d._input
         with _common.WakeupPipe() as wake, _common.NonBlocking(src_fd):
-            rc = _lib.vp_demux_from(c, d._cbuf, len(d._buf), _ffi.from_buffer(inp) if inp else _ffi.NULL,
-                                    len(inp), d._used, src_fd, out1, out2, d.budget, wake.fd)
+            rc = _lib.vp_demux_from(c, d._cbuf, len(d._buf), d._cahead, len(d._ahead),
+                                    _ffi.from_buffer(inp) if inp else _ffi.NULL, len(inp), d._used,
+                                    src_fd, out1, out2, d.budget, wake.fd)
         if d._used[0]:
             d._input = inp[d._used[0] :]
         if rc == _lib.VP_NEED_BUFFER:  # a control payload larger than the buffer

@@ -28,8 +28,8 @@ ffi.cdef(
     struct vp_demuxer {
         long long offset;
         long long entry;
-        size_t head;
-        size_t tail;
+        size_t ahead_pos;
+        size_t ahead_len;
         size_t need;
         uint32_t length;
         int fmt;
@@ -40,7 +40,7 @@ ffi.cdef(
     #define VP_INTERRUPTED ...
     #define VP_NEED_BUFFER ...
     void vp_demuxer_init(struct vp_demuxer *d, int fmt);
-    int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
+    int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize, char *ahead, size_t aheadsize,
                       const char *in, size_t inlen, size_t *used,
                       int src, int out1, int out2, long long budget, int wake_fd);
     long long vp_scan(const char *buf, size_t len, size_t start, int fmt,

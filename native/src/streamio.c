@@ -385,17 +385,23 @@ int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
 
 /* -- demux_from: one stream, read as it arrives -------------------------------------------- */
 
-/* The caller may hold bytes it already read from src (what came with the
- * upgrade reply); they go first, src is read once they are used up. */
+/* Where the stream's bytes come from: first what the caller already read from
+ * src (what came with the upgrade reply), then src, read ahead into the
+ * demuxer's `ahead` buffer a read at a time, so that small entries cost a
+ * write each and not three system calls. Large payloads bound for a pipe are
+ * spliced straight from src instead. */
 struct source {
     const char *in;
     size_t len;
     size_t pos;
     int fd;
-    int wake; /* the signal wakeup pipe, or -1 */
+    int wake;    /* the signal wakeup pipe, or -1 */
+    char *ahead; /* ahead[d->ahead_pos, d->ahead_len): read from fd, not yet consumed */
+    size_t aheadsize;
 };
 
 enum { PART_HEADER, PART_PAYLOAD, PART_TRAILER };
+#define SPLICE_MIN (64u << 10) /* a payload remainder at least this large skips the read-ahead */
 
 void vp_demuxer_init(struct vp_demuxer *d, int fmt)
 {
@@ -440,36 +446,63 @@ static ssize_t wait_readable(const struct source *s)
     }
 }
 
-/* read() from src; on EAGAIN, wait for it (or a signal) and read again. */
-static ssize_t read_src(const struct source *s, void *p, size_t n)
+/* The bytes at hand without a system call (the caller's, else the read-ahead's):
+ * how many, and *p where they are. */
+static size_t at_hand(const struct vp_demuxer *d, const struct source *s, const char **p)
+{
+    if (s->pos < s->len) {
+        *p = s->in + s->pos;
+        return s->len - s->pos;
+    }
+    *p = s->ahead + d->ahead_pos;
+    return d->ahead_len - d->ahead_pos;
+}
+
+static void consume(struct vp_demuxer *d, struct source *s, size_t n)
+{
+    if (s->pos < s->len)
+        s->pos += n;
+    else
+        d->ahead_pos += n;
+    d->offset += (long long)n;
+}
+
+/* Nothing is at hand: read what src has (up to the read-ahead's size), waiting
+ * for it (or a signal) if it has nothing yet. */
+static ssize_t read_ahead(struct vp_demuxer *d, const struct source *s)
 {
     for (;;) {
-        ssize_t r = read(s->fd, p, n);
-        if (r >= 0 || errno != EAGAIN)
-            return io_result(r);
-        if ((r = wait_readable(s)) < 0)
-            return r;
+        ssize_t n = read(s->fd, s->ahead, s->aheadsize);
+        if (n > 0) {
+            d->ahead_pos = 0;
+            d->ahead_len = (size_t)n;
+            return n;
+        }
+        if (n == 0 || errno != EAGAIN)
+            return io_result(n);
+        if ((n = wait_readable(s)) < 0)
+            return n;
     }
 }
 
-/* Exactly `want` bytes into p across calls: *done says how many are there. */
+/* Exactly `want` bytes into p across calls: d->done says how many are there. */
 static ssize_t take_exact(struct vp_demuxer *d, struct source *s, unsigned char *p,
                           uint32_t want)
 {
     while (d->done < want) {
-        ssize_t n;
-        if (s->pos < s->len) {
-            n = s->len - s->pos < want - d->done ? (ssize_t)(s->len - s->pos)
-                                                 : (ssize_t)(want - d->done);
-            memcpy(p + d->done, s->in + s->pos, (size_t)n);
-            s->pos += (size_t)n;
-        } else {
-            n = read_src(s, p + d->done, want - d->done);
-            if (n < 0)
-                return n;
+        const char *from;
+        size_t n = at_hand(d, s, &from);
+        if (n == 0) {
+            ssize_t rc = read_ahead(d, s);
+            if (rc < 0)
+                return rc;
+            continue;
         }
+        if (n > want - d->done)
+            n = want - d->done;
+        memcpy(p + d->done, from, n);
+        consume(d, s, n);
         d->done += (uint32_t)n;
-        d->offset += n;
     }
     return 0;
 }
@@ -485,58 +518,51 @@ static int out_is_pipe(struct vp_demuxer *d, int slot, int out)
     return d->out_pipe[slot];
 }
 
-/* The current entry's payload (stream 0-2) to out, -1 discarding. Into a pipe
- * it is spliced from src, so no byte passes through user space; otherwise it
- * goes through buf, and what a write has not taken yet is buf[head, tail),
- * kept for the next call after an interruption. Returns 0 once it is all out. */
-static ssize_t move_payload(struct vp_demuxer *d, struct source *s, char *buf, size_t bufsize,
-                            int slot, int out)
+/* The current entry's payload (stream 0-2) to out, -1 discarding. Bytes at hand
+ * are written from where they are, and count as consumed only once written, so
+ * an interrupted write loses nothing; a large remainder for a pipe is spliced
+ * from src, and no byte of it passes through user space. Returns 0 once it is
+ * all out. */
+static ssize_t move_payload(struct vp_demuxer *d, struct source *s, int slot, int out)
 {
-    for (;;) {
-        while (d->head < d->tail) {
-            ssize_t n = io_result(write(out, buf + d->head, d->tail - d->head));
-            if (n < 0)
-                return n;
-            d->head += (size_t)n;
-        }
-        d->head = d->tail = 0;
-        if (d->done == d->length)
-            return 0;
+    while (d->done < d->length) {
         size_t want = d->length - d->done;
-        ssize_t n;
-        if (s->pos < s->len) {
-            /* The caller's bytes go out straight from where they are. */
-            n = s->len - s->pos < want ? (ssize_t)(s->len - s->pos) : (ssize_t)want;
+        const char *from;
+        size_t n = at_hand(d, s, &from);
+        ssize_t rc;
+        if (n) {
+            if (n > want)
+                n = want;
             if (out >= 0) {
-                n = io_result(write(out, s->in + s->pos, (size_t)n));
-                if (n < 0)
-                    return n;
+                if ((rc = io_result(write(out, from, n))) < 0)
+                    return rc;
+                n = (size_t)rc;
             }
-            s->pos += (size_t)n;
-        } else if (out >= 0 && out_is_pipe(d, slot, out)) {
-            n = splice(s->fd, NULL, out, NULL, want, SPLICE_F_MOVE);
-            if (n < 0 && errno == EINVAL) {
-                d->out_pipe[slot] = 0; /* src cannot be spliced from: read and write */
-                continue;
-            }
-            if (n < 0 && errno == EAGAIN) { /* src is empty (a full pipe blocks: it is blocking) */
-                if ((n = wait_readable(s)) < 0)
-                    return n;
-                continue;
-            }
-            n = io_result(n);
-            if (n < 0)
-                return n;
-        } else {
-            n = read_src(s, buf, want < bufsize ? want : bufsize);
-            if (n < 0)
-                return n;
-            if (out >= 0)
-                d->tail = (size_t)n;
+            consume(d, s, n);
+            d->done += (uint32_t)n;
+            continue;
         }
-        d->done += (uint32_t)n;
-        d->offset += n;
+        if (out < 0 || want < SPLICE_MIN || !out_is_pipe(d, slot, out)) {
+            if ((rc = read_ahead(d, s)) < 0)
+                return rc;
+            continue;
+        }
+        rc = splice(s->fd, NULL, out, NULL, want, SPLICE_F_MOVE);
+        if (rc < 0 && errno == EINVAL) {
+            d->out_pipe[slot] = 0; /* src cannot be spliced from: read and write */
+            continue;
+        }
+        if (rc < 0 && errno == EAGAIN) { /* src is empty (a full pipe blocks: it is blocking) */
+            if ((rc = wait_readable(s)) < 0)
+                return rc;
+            continue;
+        }
+        if ((rc = io_result(rc)) < 0)
+            return rc;
+        d->done += (uint32_t)rc;
+        d->offset += rc;
     }
+    return 0;
 }
 
 /* The whole header is in: judge it before waiting for a payload that garbage
@@ -573,8 +599,7 @@ static ssize_t demux_step(struct vp_demuxer *d, struct source *s, char *buf, siz
         if (stream == 3)
             rc = take_exact(d, s, (unsigned char *)buf, d->length);
         else
-            rc = move_payload(d, s, buf, bufsize, stream == 2,
-                              stream == 1 ? out1 : stream == 2 ? out2 : -1);
+            rc = move_payload(d, s, stream == 2, stream == 1 ? out1 : stream == 2 ? out2 : -1);
         if (rc < 0)
             return rc;
         d->part = d->fmt == VP_RECORDS ? PART_TRAILER : PART_HEADER;
@@ -591,15 +616,16 @@ static ssize_t demux_step(struct vp_demuxer *d, struct source *s, char *buf, siz
     }
 }
 
-int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
+int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize, char *ahead, size_t aheadsize,
                   const char *in, size_t inlen, size_t *used,
                   int src, int out1, int out2, long long budget, int wake_fd)
 {
-    struct source s = {in, inlen, 0, src, wake_fd};
+    struct source s = {in, inlen, 0, src, wake_fd, ahead, aheadsize};
     long long start = d->offset;
     ssize_t rc = 0;
     d->need = 0;
-    if ((d->fmt != VP_RECORDS && d->fmt != VP_FRAMES) || d->head > d->tail || d->tail > bufsize)
+    if ((d->fmt != VP_RECORDS && d->fmt != VP_FRAMES) || aheadsize == 0
+        || d->ahead_pos > d->ahead_len || d->ahead_len > aheadsize)
         rc = -EINVAL;
     /* The budget bounds one call even when nothing blocks (a long replay):
      * a signal that arrived between system calls interrupted none of them,

@@ -50,13 +50,14 @@ int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
 
 /* A reader of one record/frame stream (a client's end of Logs or attach),
  * between calls of vp_demux_from: where it is inside the current entry. Its
- * buffer lives with the caller; buf[head, tail) is payload read from src and
- * not yet written. Set up with vp_demuxer_init. */
+ * buffers live with the caller: `ahead`, where src is read ahead, holds
+ * ahead[ahead_pos, ahead_len) read and not yet consumed; `buf` receives control
+ * payloads. Set up with vp_demuxer_init. */
 struct vp_demuxer {
     long long offset;     /* stream bytes consumed: the caller's bytes, then src */
     long long entry;      /* stream offset of the current entry (error messages) */
-    size_t head;
-    size_t tail;
+    size_t ahead_pos;
+    size_t ahead_len;
     size_t need;          /* with VP_NEED_BUFFER: the control payload needs this much buf */
     uint32_t length;      /* payload length of the current entry, once its header is in */
     uint32_t done;        /* bytes of the current part (header, payload, trailer) consumed */
@@ -77,14 +78,15 @@ struct vp_demuxer {
 void vp_demuxer_init(struct vp_demuxer *d, int fmt);
 
 /* Consume the caller's bytes in[0, inlen), then read the non-blocking fd src
- * (waiting in poll when it is empty), and write each payload to blocking out1
- * (stream 1) / out2 (stream 2), fd -1 or stream 0 discarding, until a control
- * entry, EOF, a signal (EINTR, or a byte on wake_fd, the signal wakeup pipe
- * that poll also watches; -1: none) or `budget` stream bytes consumed. *used
- * says how much of `in` was consumed.
+ * (ahead into `ahead`, or spliced; waiting in poll when it is empty), and write
+ * each payload to blocking out1 (stream 1) / out2 (stream 2), fd -1 or stream 0
+ * discarding, until a control entry, EOF, a signal (EINTR, or a byte on
+ * wake_fd, the signal wakeup pipe that poll also watches; -1: none) or `budget`
+ * stream bytes consumed. *used says how much of `in` was consumed; what was
+ * read ahead and not consumed stays in the demuxer for the next call.
  * Returns a VP_* status, -EBADMSG for a corrupt entry (at d->entry; it stays
  * corrupt), or -errno. */
-int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize,
+int vp_demux_from(struct vp_demuxer *d, char *buf, size_t bufsize, char *ahead, size_t aheadsize,
                   const char *in, size_t inlen, size_t *used,
                   int src, int out1, int out2, long long budget, int wake_fd);
 

@@ -545,3 +545,22 @@ def test_the_python_twin_falls_back_to_read_and_write_when_splice_refuses(monkey
         a.close()
         b.close()
         assert pipe.close() == b"spliced?"
+
+
+def test_initial_bytes_after_a_read_ahead_are_refused():
+    """The C loop reads src ahead: bytes handed in after that would go out of order."""
+    a, b = socket.socketpair()
+    try:
+        b.sendall(encode_frame(1, b"x") + encode_frame(CONTROL, b"end") + encode_frame(1, b"later"))
+        d = native.Demuxer(MODE_FRAMES)
+        out = FileSink()
+        try:
+            assert native.demux_from(d, a.fileno(), out.w, -1) == (STATUS_CONTROL, b"end")
+        finally:
+            assert out.close() == b"x"
+        if native.IMPLEMENTATION == "c":  # the twin reads exactly what it needs: nothing ahead
+            with pytest.raises(ValueError, match="initial bytes"):
+                native.demux_from(d, a.fileno(), -1, -1, encode_frame(1, b"late"))
+    finally:
+        a.close()
+        b.close()
