@@ -21,7 +21,7 @@ MODE_RECORDS, MODE_FRAMES, MODE_RAW = 0, 1, 2
 RELAY_BUFSIZE = 2 << 20
 STATUS_CONTROL, STATUS_EOF, STATUS_INTERRUPTED = 0, 1, 2
 DEMUX_BUFSIZE = 1 << 20
-DEMUX_AHEAD = 256 << 10  # what the C demux_from reads from its source at a time
+DEMUX_AHEAD = 64 << 10  # what the C demux_from reads from its source at a time
 DEMUX_BUDGET = 16 << 20  # stream bytes one demux_from call consumes at most
 
 
