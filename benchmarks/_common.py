@@ -220,7 +220,7 @@ def prefault_memory(nbytes: int) -> None:
     gives every case the same already-backed pages.
     """
     chunk = 64 << 20
-    buf = bytearray(min(nbytes, chunk * (nbytes // chunk + 1)))
+    buf = bytearray(nbytes)
     ones = b"\x01" * chunk
     view = memoryview(buf)
     for pos in range(0, len(buf), chunk):

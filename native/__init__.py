@@ -279,7 +279,6 @@ else:
     scan = _fallback.scan
 
 
-
 def __getattr__(name: str):
     # native._fallback while the C path is live: tests and benchmarks run both on the same inputs.
     if name == "_fallback":

@@ -1,8 +1,8 @@
 """The formats, constants and argument checks shared by the C wrappers and the Python twin.
 
 Kept apart from ``_fallback`` so that ``varpod.native`` with the compiled
-module live imports only this (struct): the twin needs threading, signal
-(which imports enum), termios, select and fcntl, ~2 ms of CLI start-up.
+module live imports only this (struct, os, _signal): the twin needs select,
+termios and fcntl as well.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ class WakeupPipe:
     """Where signals are noted while a demux_from call runs: a pipe of ours as the wakeup fd.
 
     CPython's C handler writes each signal's number there, whenever it comes.
-    The loop polls ``fd`` with every fd it is about to block on, so a signal
-    that arrived between system calls still stops it (EINTR alone misses
-    those). Afterwards the numbers go on to the wakeup fd the caller had set.
+    The loop polls ``fd`` along with whatever it waits for, so a signal that
+    arrived between system calls still stops it (EINTR alone misses those).
+    Afterwards the numbers go on to the wakeup fd the caller had set.
     ``fd`` is -1 outside the main thread, where no handler runs.
     """
 

@@ -11,6 +11,8 @@ import struct
 
 from .. import native
 from ..core.errors import ProtocolError, from_wire
+from ..native._common import HEADER as _HEADER
+from ..native._common import MAX_PAYLOAD  # a larger length is corrupt
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -19,10 +21,8 @@ if TYPE_CHECKING:
 CONTROL = 3
 MODE_RECORDS, MODE_FRAMES = native.MODE_RECORDS, native.MODE_FRAMES
 encode_frame = native.encode_frame
-_HEADER = struct.Struct(">B3xI")
 _TRAILER = struct.Struct(">QI")
 READ_SIZE = 256 << 10  # room offered to a read when no entry is waiting to be completed
-MAX_PAYLOAD = 16 << 20  # the framing limit (native's); a larger length is corrupt
 BUFSIZE = 4 << 20  # two of the daemon's merged entries (it converts 2 MiB of log at a time)
 
 
