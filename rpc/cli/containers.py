@@ -1,11 +1,4 @@
-"""The ``varpod`` command line: a thin shell over the blocking client.
-
-Start-up time is the CLI's main cost, so nothing here imports asyncio, anyio
-or msgspec (the client runs with ``raw=True`` over a pure-Python msgpack
-codec); the daemon is only imported by ``varpod serve``. argv is parsed by
-``fastargs`` from the same declarations argparse gets; argparse itself (~10 ms
-of imports) only sees what fastargs declines: help, errors and rare forms.
-"""
+"""Container commands: create, run, start, stop, exec, attach, logs, ps, inspect ..."""
 
 from __future__ import annotations
 
@@ -13,30 +6,28 @@ import os
 import sys
 import time
 
-from ..core.errors import InvalidConfig, RuntimeFailed, StreamBroken, VarpodError, from_wire
-from . import fastargs
-from .client import Client
-from .fastargs import REMAINDER
+from ...core.errors import InvalidConfig, RuntimeFailed, StreamBroken, VarpodError, from_wire
+from ..fastargs import REMAINDER
+from .common import (
+    EXIT_CANNOT_INVOKE,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    ago,
+    each,
+    out,
+    pairs,
+    parse_time,
+    rfc3339,
+    terminal_size,
+    to_json,
+)
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
 
-    # The declarations below run against argparse (help, errors) or a fastargs.Recorder,
-    # and either one's Namespace reaches the commands.
-    Parser = argparse.ArgumentParser | fastargs.Recorder
-    Args = argparse.Namespace | fastargs.Namespace
-
-
-def terminal_size() -> tuple[int, int] | None:
-    from .terminal import terminal_size as size
-
-    return size()
-
-EXIT_ERROR = 125  # podman's: the command itself failed
-EXIT_CANNOT_INVOKE = 126
-EXIT_NOT_FOUND = 127
+    from ..client import Client
+    from . import Args, Parser
 
 
 def _container_flags(p: Parser) -> None:
@@ -77,13 +68,6 @@ def _update_args(p: Parser) -> None:
 
 def _names(p: Parser) -> None:
     p.add_argument("names", nargs="+")
-
-
-def _serve_args(p: Parser) -> None:
-    p.add_argument("--root", help="state directory (default /var/lib/varpod)")
-    p.add_argument("--run-root", help="runtime directory (default /run/varpod)")
-    p.add_argument("--config", help="TOML configuration file")
-    p.add_argument("--log-level", help="debug, info, warning, error")
 
 
 def _run_args(p: Parser) -> None:
@@ -150,195 +134,6 @@ def _exec_args(p: Parser) -> None:
     p.add_argument("command", nargs=REMAINDER)
 
 
-def _events_args(p: Parser) -> None:
-    p.add_argument("--since")
-    p.add_argument("--until")
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--stream", default="true", choices=["true", "false"],
-                   help="keep streaming new events (default true)")
-
-
-def _format_args(p: Parser) -> None:
-    p.add_argument("--format", choices=["text", "json"], default="text")
-
-
-# command -> (help, how its arguments are declared)
-SUBCOMMANDS = {
-    "serve": ("run the daemon", _serve_args),
-    "run": ("create and start a container", _run_args),
-    "create": ("create a container", _container_flags),
-    "start": ("start containers", _names),
-    "stop": ("stop containers", _stop_args),
-    "restart": ("restart containers", _stop_args),
-    "update": ("change resource limits of containers", _update_args),
-    "kill": ("signal containers", _kill_args),
-    "pause": ("pause containers", _names),
-    "unpause": ("unpause containers", _names),
-    "wait": ("wait for containers to stop; print exit codes", _wait_args),
-    "rm": ("remove containers", _rm_args),
-    "ps": ("list containers", _ps_args),
-    "inspect": ("show containers as podman-shaped JSON", _names),
-    "logs": ("print a container's output", _logs_args),
-    "attach": ("attach to a running container", _attach_args),
-    "exec": ("run a command in a running container", _exec_args),
-    "events": ("show events", _events_args),
-    "info": ("daemon, runtimes and native extension status", _format_args),
-    "init": ("init containers", _names),
-    "sync": ("sync state with the runtime", _names),
-    "checkpoint": ("checkpoint containers with CRIU (probed)", _names),
-    "restore": ("restore checkpointed containers (probed)", _names),
-}
-
-
-SOCKET_HELP = "daemon socket (default $VARPOD_SOCKET or /run/varpod/varpod.sock)"
-
-
-def _socket_arg(p: Parser, default: Any = None) -> None:
-    p.add_argument("--socket", default=default, help=SOCKET_HELP)
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (``only``) just the one command's: each costs start-up time."""
-    import argparse
-
-    # A fixed help width: the default formatter imports shutil (~3 ms) on every start-up.
-    width = int(os.environ.get("COLUMNS", "100"))
-
-    def formatter(prog: str) -> argparse.HelpFormatter:
-        return argparse.HelpFormatter(prog, width=width)
-
-    # fastargs reads argv as argparse does with these parsers' defaults (prefix "-",
-    # abbreviations allowed, no @file arguments): a setting changed here must be there too.
-    parser = argparse.ArgumentParser(prog="varpod", description="varpod container engine",
-                                     formatter_class=formatter)
-    _socket_arg(parser)
-    # --socket is accepted after the command too (`varpod serve --socket PATH`).
-    common = argparse.ArgumentParser(add_help=False, formatter_class=formatter)
-    _socket_arg(common, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
-    sub.required = True
-    for name, (text, declare) in SUBCOMMANDS.items():
-        if only is None or name == only:
-            declare(sub.add_parser(name, help=text, parents=[common], formatter_class=formatter))
-    return parser
-
-
-def _recorded_command(name: str) -> fastargs.Recorder | None:
-    """The command's declarations replayed for fastargs, as build_parser declares them."""
-    if name not in SUBCOMMANDS:
-        return None
-    rec = fastargs.Recorder()
-    _socket_arg(rec, fastargs.SUPPRESS)
-    SUBCOMMANDS[name][1](rec)
-    return rec
-
-
-def recorded() -> fastargs.Recorder:
-    """build_parser's declarations replayed for fastargs (each command's when it is met)."""
-    top = fastargs.Recorder()
-    _socket_arg(top)
-    top.add_commands("cmd", _recorded_command)
-    return top
-
-
-def parse_args(argv: list[str]) -> Args:
-    """argv -> Namespace. argparse (~10 ms to import) only for help, errors and rare forms."""
-    try:
-        return fastargs.parse(argv, recorded())
-    except fastargs.Decline:
-        pass  # argparse parses it after all, or prints its usual help or error
-    return build_parser(_command_of(argv)).parse_args(argv)
-
-
-def _command_of(argv: list[str]) -> str | None:
-    """The command word, skipping a leading ``--socket PATH``; None if unclear."""
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--socket":
-            i += 2
-        elif word.startswith("--socket="):
-            i += 1
-        else:
-            return word if word in SUBCOMMANDS else None
-    return None
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"Error: {what} {item!r} is not KEY=VALUE")
-        out[key] = value
-    return out
-
-
-def parse_time(text: str | None, now: float | None = None) -> int | None:
-    """RFC 3339, unix seconds, or a duration before now (``10m``, ``2h30m``) -> ns."""
-    if text is None:
-        return None
-    now = time.time() if now is None else now
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text and text[-1] in units and text[0].isdigit():
-        total, num = 0.0, ""
-        for ch in text:
-            if ch.isdigit() or ch == ".":
-                num += ch
-            elif ch in units and num:
-                total += float(num) * units[ch]
-                num = ""
-            else:
-                raise SystemExit(f"Error: invalid duration {text!r}")
-        return int((now - total) * 1e9)
-    try:
-        return int(float(text) * 1e9)
-    except ValueError:
-        pass
-    from datetime import datetime
-
-    try:
-        stamp = text.replace("Z", "+00:00")
-        if "." in stamp:  # fromisoformat takes at most microseconds
-            head, _, rest = stamp.partition(".")
-            digits = "".join(c for c in rest if c.isdigit())
-            tz = rest[len(digits):]
-            stamp = f"{head}.{digits[:6]}{tz}"
-        return int(datetime.fromisoformat(stamp).timestamp() * 1e9)
-    except ValueError:
-        raise SystemExit(f"Error: invalid time {text!r}") from None
-
-
-def rfc3339(ns: int) -> str:
-    secs, frac = divmod(ns, 10**9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-def _ago(seconds: float) -> str:
-    s = int(max(0, seconds))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if s >= size:
-            n = s // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "Less than a second ago" if s < 1 else f"{s} second{'s' if s != 1 else ''} ago"
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, indent=4)
-
-
-# -- commands ------------------------------------------------------------------------
-
 
 def _create(client: Client, a: Args) -> dict:
     if not a.command:
@@ -348,12 +143,12 @@ def _create(client: Client, a: Args) -> dict:
         hostname=a.hostname, tty=a.tty or None, stdin=a.interactive or None,
         runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
         stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,
-        labels=_pairs(a.label, "label") or None, auto_remove=a.rm or None,
+        labels=pairs(a.label, "label") or None, auto_remove=a.rm or None,
         log_size_max=a.log_size_max, **_limits(a))
 
 
 def _limits(a: Args) -> dict[str, Any]:
-    from ..core.units import parse_cpus, parse_size
+    from ...core.units import parse_cpus, parse_size
 
     return {"memory": None if a.memory is None else parse_size(a.memory),
             "cpus": None if a.cpus is None else parse_cpus(a.cpus),
@@ -361,7 +156,7 @@ def _limits(a: Args) -> dict[str, Any]:
 
 
 def cmd_create(client: Client, a: Args) -> int:
-    _out(_create(client, a)["id"])
+    out(_create(client, a)["id"])
     return 0
 
 
@@ -369,7 +164,7 @@ def cmd_run(client: Client, a: Args) -> int:
     if a.detach:
         created = _create(client, a)
         client.start(created["id"])
-        _out(created["id"])
+        out(created["id"])
         return 0
     # --rm is done here, after the exit code is read, not by the daemon on exit.
     rm = a.rm
@@ -397,8 +192,8 @@ def cmd_run(client: Client, a: Args) -> int:
 def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
            is_exec: bool = False) -> int | None:
     """Run an attached session in this terminal; its exit code, or None when detached."""
-    from .minipack import MiniCodec
-    from .terminal import SessionRelay, raw_terminal
+    from ..minipack import MiniCodec
+    from ..terminal import SessionRelay, raw_terminal
 
     codec = MiniCodec()
 
@@ -450,7 +245,7 @@ def _output_only(session: Any, forward: Any) -> dict:
     """No input to relay: the whole stream in C, SIGINT/SIGTERM passed to the container."""
     import _signal as signal  # the C module: `signal` imports enum (~5 ms of CLI start-up)
 
-    from .terminal import pump_stream
+    from ..terminal import pump_stream
 
     caught: list[int] = []
     handlers = {s: signal.signal(s, lambda sig, _f: caught.append(sig))
@@ -507,7 +302,7 @@ def cmd_exec(client: Client, a: Args) -> int:
                              preserve_fds=a.preserve_fds)
     if a.detach:
         client.exec_start(sid)
-        _out(sid)
+        out(sid)
         return 0
     try:
         session = client.exec_start(sid, attach=True, size=terminal_size() if a.tty else None,
@@ -560,28 +355,17 @@ def _stamp(data: bytes, stamp: bytes, at_line_start: dict[int, bool], stream: in
     return b"\n".join(parts) + (b"\n" if data.endswith(b"\n") else b"")
 
 
-def _each(client: Client, names: list[str], op: Any) -> int:
-    rc = 0
-    for name in names:
-        try:
-            op(name)
-            _out(name)
-        except VarpodError as e:
-            print(f"Error: {e.message}", file=sys.stderr)
-            rc = EXIT_ERROR
-    return rc
-
 
 def cmd_simple(client: Client, a: Args) -> int:
-    return _each(client, a.names, getattr(client, a.cmd))
+    return each(client, a.names, getattr(client, a.cmd))
 
 
 def cmd_stop(client: Client, a: Args) -> int:
-    return _each(client, a.names, lambda n: client.stop(n, a.time))
+    return each(client, a.names, lambda n: client.stop(n, a.time))
 
 
 def cmd_restart(client: Client, a: Args) -> int:
-    return _each(client, a.names, lambda n: client.restart(n, a.time))
+    return each(client, a.names, lambda n: client.restart(n, a.time))
 
 
 def cmd_update(client: Client, a: Args) -> int:
@@ -590,15 +374,15 @@ def cmd_update(client: Client, a: Args) -> int:
         print("Error: nothing to update: give --memory, --cpus, --pids-limit or --cpu-shares",
               file=sys.stderr)
         return EXIT_ERROR
-    return _each(client, a.names, lambda n: client.update(n, **limits))
+    return each(client, a.names, lambda n: client.update(n, **limits))
 
 
 def cmd_kill(client: Client, a: Args) -> int:
-    return _each(client, a.names, lambda n: client.kill(n, a.signal))
+    return each(client, a.names, lambda n: client.kill(n, a.signal))
 
 
 def cmd_rm(client: Client, a: Args) -> int:
-    return _each(client, a.names, lambda n: client.remove(n, force=a.force, timeout=a.time))
+    return each(client, a.names, lambda n: client.remove(n, force=a.force, timeout=a.time))
 
 
 def cmd_wait(client: Client, a: Args) -> int:
@@ -606,7 +390,7 @@ def cmd_wait(client: Client, a: Args) -> int:
     for name in a.names:
         try:
             r = client.wait(name, a.condition or None)
-            _out(str(r["exit_code"] if r["exit_code_known"] else -1))
+            out(str(r["exit_code"] if r["exit_code_known"] else -1))
         except VarpodError as e:
             print(f"Error: {e.message}", file=sys.stderr)
             rc = EXIT_ERROR
@@ -616,10 +400,10 @@ def cmd_wait(client: Client, a: Args) -> int:
 def cmd_ps(client: Client, a: Args) -> int:
     ctrs = client.list(all=a.all)
     if a.quiet:
-        _out("\n".join(c["Id"] if a.no_trunc else c["Id"][:12] for c in ctrs)) if ctrs else None
+        out("\n".join(c["Id"] if a.no_trunc else c["Id"][:12] for c in ctrs)) if ctrs else None
         return 0
     if a.format == "json":
-        _out(_json(ctrs))
+        out(to_json(ctrs))
         return 0
     now = time.time()
     rows = [("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")]
@@ -627,10 +411,10 @@ def cmd_ps(client: Client, a: Args) -> int:
         cmd = " ".join(c["Command"])
         if not a.no_trunc and len(cmd) > 20:
             cmd = cmd[:17] + "..."
-        rows.append((c["Id"] if a.no_trunc else c["Id"][:12], cmd, _ago(now - c["Created"]),
+        rows.append((c["Id"] if a.no_trunc else c["Id"][:12], cmd, ago(now - c["Created"]),
                      c["Status"], ",".join(c["Names"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    _out("\n".join("  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
+    out("\n".join("  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
                    for r in rows))
     return 0
 
@@ -643,7 +427,7 @@ def cmd_inspect(client: Client, a: Args) -> int:
         except VarpodError as e:
             print(f"Error: {e.message}", file=sys.stderr)
             rc = EXIT_ERROR
-    _out(_json(found))
+    out(to_json(found))
     return rc
 
 
@@ -664,7 +448,7 @@ def _demux_logs(client: Client, name: str, opts: dict) -> None:
     """Records straight to stdout/stderr by the C demultiplexer: no object per record."""
     sys.stdout.flush()
     params = {"name": name, **{k: v for k, v in opts.items() if v is not None and v is not False}}
-    from .terminal import pump_stream
+    from ..terminal import pump_stream
 
     conn = client.open_stream("io.varpod.Container.Logs", params)
     try:
@@ -681,102 +465,27 @@ def _raise_stream_error(end: dict) -> None:
         raise from_wire(str(end["error"]), {"message": end.get("message", "")})
 
 
-def cmd_events(client: Client, a: Args) -> int:
-    since = parse_time(a.since)
-    stream = a.stream == "true"
-    events = client.events(since=since, since_seq=0 if since is None and not stream else None,
-                           until=parse_time(a.until), stream=stream,
-                           filters=_pairs(a.filter, "filter") or None)
-    try:
-        for ev in events:
-            if a.format == "json":
-                _out(_json(ev).replace("\n", "").replace("    ", " "))
-            else:
-                attrs = ", ".join(f"{k}={v}" for k, v in sorted({"name": ev["name"],
-                                                                 **ev["attributes"]}.items()))
-                _out(f"{rfc3339(ev['time'])} {ev['type']} {ev['action']} {ev['id']} ({attrs})")
-            sys.stdout.flush()
-    except (KeyboardInterrupt, BrokenPipeError):
-        return 0
-    return 0
 
-
-def cmd_info(client: Client, a: Args) -> int:
-    info = client.info()
-    if a.format == "json":
-        _out(_json(info))
-        return 0
-    _out(_yamlish(info))
-    return 0
-
-
-def _yamlish(value: Any, indent: int = 0) -> str:
-    pad = "  " * indent
-    lines = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, (dict, list)) and v:
-                lines.append(f"{pad}{k}:")
-                lines.append(_yamlish(v, indent + 1))
-            else:
-                lines.append(f"{pad}{k}: {v if v not in ({}, []) else ''}".rstrip())
-    else:
-        for item in value:
-            if isinstance(item, dict):
-                body = _yamlish(item, indent + 1).lstrip()
-                lines.append(f"{pad}- {body}")
-            else:
-                lines.append(f"{pad}- {item}")
-    return "\n".join(lines)
-
-
-def cmd_serve(a: Args) -> int:
-    from .daemon import load_config, serve
-
-    cfg = load_config(a.config)
-    overrides = {k: v for k, v in (("root", a.root), ("run_root", a.run_root),
-                                   ("socket", a.socket), ("log_level", a.log_level)) if v}
-    if overrides:
-        import msgspec
-
-        cfg = msgspec.structs.replace(cfg, **overrides)
-    return serve(cfg)
-
-
+# command -> (how its arguments are declared, what runs it)
 COMMANDS = {
-    "create": cmd_create, "run": cmd_run, "start": cmd_simple, "pause": cmd_simple,
-    "unpause": cmd_simple, "init": cmd_simple, "sync": cmd_simple, "stop": cmd_stop,
-    "checkpoint": cmd_simple, "restore": cmd_simple, "update": cmd_update,
-    "restart": cmd_restart, "kill": cmd_kill, "rm": cmd_rm, "wait": cmd_wait, "ps": cmd_ps,
-    "inspect": cmd_inspect, "logs": cmd_logs, "events": cmd_events, "info": cmd_info,
-    "attach": cmd_attach, "exec": cmd_exec,
+    "run": (_run_args, cmd_run),
+    "create": (_container_flags, cmd_create),
+    "start": (_names, cmd_simple),
+    "stop": (_stop_args, cmd_stop),
+    "restart": (_stop_args, cmd_restart),
+    "update": (_update_args, cmd_update),
+    "kill": (_kill_args, cmd_kill),
+    "pause": (_names, cmd_simple),
+    "unpause": (_names, cmd_simple),
+    "wait": (_wait_args, cmd_wait),
+    "rm": (_rm_args, cmd_rm),
+    "ps": (_ps_args, cmd_ps),
+    "inspect": (_names, cmd_inspect),
+    "logs": (_logs_args, cmd_logs),
+    "attach": (_attach_args, cmd_attach),
+    "exec": (_exec_args, cmd_exec),
+    "init": (_names, cmd_simple),
+    "sync": (_names, cmd_simple),
+    "checkpoint": (_names, cmd_simple),
+    "restore": (_names, cmd_simple),
 }
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    a = parse_args(argv)
-    if a.cmd == "serve":
-        return cmd_serve(a)
-    if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
-        a.command = a.command[1:]
-    try:
-        if a.cmd == "exec":
-            # Looked at before the daemon's socket is opened: it could take one of those numbers.
-            a.fds = preserved_fds(a.preserve_fds)
-        with Client(a.socket, raw=True) as client:
-            return COMMANDS[a.cmd](client, a)
-    except VarpodError as e:
-        print(f"Error: {e.message}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-if __name__ == "__main__":
-    sys.exit(main())
