@@ -38,6 +38,7 @@ from .model import (
     ContainerConfig,
     ContainerRecord,
     ContainerState,
+    CreateOptions,
     Resources,
     RestartPolicy,
     check_name,
@@ -46,6 +47,7 @@ from .model import (
     random_name,
 )
 from .monitor import ExitInfo, Monitor, alive
+from .parts import Launch, Parts
 from .paths import check_id
 from .runtime import OCIRuntime, RuntimeRegistry, RuntimeState
 from .spec import oci_config, resolve_user, update_resources, write_etc_files
@@ -70,34 +72,6 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     log_size_max: int = 0
     log_keep: int = 2
     exit_accounting: bool = False
-
-
-class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """What a caller may set at create; everything else is derived."""
-
-    rootfs: str
-    command: list[str]
-    name: str | None = None  # None: generate one; "" is an invalid name
-    env: list[str] = []
-    workdir: str = "/"
-    user: str = "0:0"
-    hostname: str = ""
-    tty: bool = False
-    stdin: bool = False
-    runtime: str = ""
-    restart_policy: str = "no"
-    stop_signal: str = "SIGTERM"
-    stop_timeout: int = 10
-    network: str = "private"
-    read_only: bool = False
-    labels: dict[str, str] = {}
-    auto_remove: bool = False
-    log_size_max: int = -1
-    # resource limits; None: not given, so none (Resources says what 0 and -1 mean)
-    memory: int | None = None
-    cpus: float | None = None
-    pids_limit: int | None = None
-    cpu_shares: int | None = None
 
 
 class Run:
@@ -131,8 +105,10 @@ class Engine:
         runtimes: RuntimeRegistry,
         events: EventBus,
         monitor: Monitor,
+        parts: Parts | None = None,
     ) -> None:
         self.config = config
+        self.parts = parts or Parts()
         self._store = store
         self._runtimes = runtimes
         self._events = events
@@ -237,14 +213,7 @@ class Engine:
 
     async def create(self, opts: CreateOptions) -> ContainerRecord:
         name = self._unused_name() if opts.name is None else check_name(opts.name)
-        if not opts.command:
-            raise InvalidConfig("a command is required", field="command")
-        if not isinstance(opts.rootfs, str) or not opts.rootfs or "\0" in opts.rootfs:
-            raise InvalidConfig("a root filesystem directory is required", field="rootfs")
-        rootfs = os.path.realpath(opts.rootfs)
-        if not os.path.isdir(rootfs):
-            raise RootfsNotFound(f"rootfs {opts.rootfs!r} is not a directory", field="rootfs",
-                                 path=opts.rootfs[:4096])
+        rootfs = self._check_rootfs(opts.rootfs) if opts.rootfs else ""
         if any("\0" in a for a in opts.command) or any("\0" in e for e in opts.env):
             raise InvalidConfig("arguments and environment cannot contain NUL bytes", field="command")
         for item in opts.env:
@@ -266,7 +235,8 @@ class Engine:
         if opts.auto_remove and restart.name != "no":
             raise InvalidConfig("--rm and a restart policy cannot be combined", field="restart_policy")
         self._runtimes.get(opts.runtime)  # unknown runtime: refuse now, not at start
-        resolve_user(rootfs, opts.user or "0:0")  # an unknown user fails here, not at start
+        if rootfs:
+            resolve_user(rootfs, opts.user or "0:0")  # an unknown user fails here, not at start
         config = ContainerConfig(
             id=new_id(), name=name, rootfs=rootfs, command=list(opts.command), env=list(opts.env),
             workdir=opts.workdir or "/", user=opts.user or "0:0", hostname=opts.hostname,
@@ -276,10 +246,29 @@ class Engine:
             labels=dict(opts.labels), auto_remove=opts.auto_remove,
             log_size_max=opts.log_size_max, created_at=time.time_ns(), resources=resources,
         )
+        config = await self.parts.create(opts, config)
         rec = ContainerRecord(config, ContainerState())
-        self._store.add(rec)
+        try:
+            if not config.rootfs:
+                raise InvalidConfig("a root filesystem directory or an image is required",
+                                    field="rootfs")
+            if not config.command:
+                raise InvalidConfig("a command is required", field="command")
+            self._store.add(rec)
+        except BaseException:
+            await self.parts.discard(config)  # what the parts took for it
+            raise
         self._emit(rec, "create")
         return rec
+
+    @staticmethod
+    def _check_rootfs(path: str) -> str:
+        if not isinstance(path, str) or "\0" in path:
+            raise InvalidConfig("invalid root filesystem path", field="rootfs")
+        rootfs = os.path.realpath(path)
+        if not os.path.isdir(rootfs):
+            raise RootfsNotFound(f"rootfs {path!r} is not a directory", field="rootfs", path=path[:4096])
+        return rootfs
 
     def _unused_name(self) -> str:
         for _ in range(100):
@@ -326,12 +315,21 @@ class Engine:
         self._emit(rec, "start")
         return rec
 
-    def _prepare_bundle(self, rec: ContainerRecord) -> str:
+    async def _prepare_bundle(self, rec: ContainerRecord) -> str:
+        """The bundle with its config.json, once every part has prepared (and said what the
+        spec needs); a part that fails leaves nothing prepared behind."""
         bundle = self.bundle_dir(rec.id)
         os.makedirs(bundle, mode=0o700, exist_ok=True)
-        write_etc_files(rec.config, bundle)
-        with open(os.path.join(bundle, "config.json"), "wb") as f:
-            f.write(msgspec.json.encode(oci_config(rec.config, bundle, self._live_of(rec.id).tty_size)))
+        launch = Launch(bundle)
+        await self.parts.prepare(rec, launch)
+        try:
+            write_etc_files(rec.config, bundle)
+            spec = launch.apply(oci_config(rec.config, bundle, self._live_of(rec.id).tty_size))
+            with open(os.path.join(bundle, "config.json"), "wb") as f:
+                f.write(msgspec.json.encode(spec))
+        except BaseException:
+            await self.parts.release(rec)
+            raise
         return bundle
 
     async def _launch(self, rec: ContainerRecord, *, start: bool) -> ContainerRecord:
@@ -341,7 +339,7 @@ class Engine:
         runtime_log = self._runtime_log(rec.id)
         if rec.state.state in (State.STOPPED, State.UNKNOWN):
             await runtime.delete(rec.id, runtime_log, force=True)
-        bundle = self._prepare_bundle(rec)
+        bundle = await self._prepare_bundle(rec)
         logw = self.log_writer(rec)
         logw.finished = False
         tty = rec.config.tty
@@ -370,6 +368,7 @@ class Engine:
             io.close()
             logw.finish()  # followers waiting for this run end with it
             await _quietly(runtime.delete(rec.id, runtime_log, force=True))
+            await self.parts.release(rec)
             if isinstance(e, VarpodError):
                 self._save(rec.with_state(error=e.message))
             raise
@@ -450,6 +449,7 @@ class Engine:
         except RuntimeFailed as e:
             log.error("cleanup of %s failed: %s", rec.id, e)
             return self._save(rec.with_state(error=e.message))
+        await self.parts.release(rec)
         rec = self._save(rec.with_state(state=next_state(rec.state.state, Action.CLEANUP)))
         self._emit(rec, "cleanup")
         return rec
@@ -700,7 +700,8 @@ class Engine:
 
     # -- remove ---------------------------------------------------------------------------------
 
-    async def remove(self, ref: str, force: bool = False, timeout: int | None = None) -> str:
+    async def remove(self, ref: str, force: bool = False, timeout: int | None = None,
+                     volumes: bool = False) -> str:
         cid = self.resolve(ref).id
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
@@ -722,11 +723,11 @@ class Engine:
             self._refuse(rec, Action.REMOVE)
             in_runtime = rec.state.state not in (State.CONFIGURED, State.EXITED)
             rec = self._save(rec.with_state(state=State.REMOVING))
-            await self._dispose(rec, in_runtime)
+            await self._dispose(rec, in_runtime, volumes)
             self._emit(rec, "remove")
         return cid
 
-    async def _dispose(self, rec: ContainerRecord, in_runtime: bool = True) -> None:
+    async def _dispose(self, rec: ContainerRecord, in_runtime: bool = True, volumes: bool = False) -> None:
         """Everything the container owns goes: runtime state, stdio, bundle, logs, rows.
 
         ``in_runtime`` False (configured, or exited and cleaned up) skips a runtime call.
@@ -754,6 +755,8 @@ class Engine:
                     fut.set_exception(NoSuchContainer(f"container {rec.name} was removed",
                                                       name=rec.name))
         self.execs.drop_container(cid)
+        await self.parts.release(rec)
+        await self.parts.discard(rec.config, volumes=volumes)
         shutil.rmtree(self.bundle_dir(cid), ignore_errors=True)
         shutil.rmtree(self.data_dir(cid), ignore_errors=True)
         self._store.delete(cid)
@@ -818,7 +821,10 @@ class Engine:
                     seen[cid] = (runtime, st)
             except VarpodError as e:
                 log.error("listing %s containers failed: %s", runtime.name, e)
-        for rec in self._store.all():
+        records = list(self._store.all())
+        surviving = {cid for cid, (_, st) in seen.items() if st.status != "stopped" and alive(st.pid)}
+        await self.parts.recover(records, surviving)
+        for rec in records:
             found = seen.pop(rec.id, None)
             try:
                 await self._recover_one(rec, found[1] if found else None)

@@ -156,6 +156,34 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     resources: Resources = Resources()
 
 
+class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What a caller may set at create; everything else is derived."""
+
+    rootfs: str = ""  # a directory; or empty, when a part (an image) provides the rootfs
+    command: list[str] = []
+    name: str | None = None  # None: generate one; "" is an invalid name
+    env: list[str] = []
+    workdir: str = "/"
+    user: str = "0:0"
+    hostname: str = ""
+    tty: bool = False
+    stdin: bool = False
+    runtime: str = ""
+    restart_policy: str = "no"
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10
+    network: str = "private"
+    read_only: bool = False
+    labels: dict[str, str] = {}
+    auto_remove: bool = False
+    log_size_max: int = -1
+    # resource limits; None: not given, so none (Resources says what 0 and -1 mean)
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    cpu_shares: int | None = None
+
+
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):
     """What is true now; replaced (never mutated) on every transition."""
 

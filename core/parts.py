@@ -1,0 +1,133 @@
+"""Capabilities that take part in a container's life: images, volumes, networks, pods.
+
+The engine owns the lifecycle (lock, load, check, act, save, emit); a ``Part``
+owns one capability's resources and is called at fixed points of that life,
+always under the container's lock. The engine holds no image, network or pod
+logic itself: it calls every part, in the order the daemon composed them.
+
+    create    before the container is persisted: check the options that concern the
+              part, take what it needs (a volume, an image reference), fill in the config
+    prepare   before the runtime creates the container: mount, set up, and say through
+              ``Launch`` what the OCI spec needs (mounts, namespaces to join, edits)
+    release   the runtime's container is gone (its exit was cleaned up, a launch failed,
+              or it is being removed): give back what ``prepare`` took
+    discard   the container is gone for good (or its create failed): give back what
+              ``create`` took
+    recover   daemon start, before containers are settled: re-adopt what the running
+              ones hold, collect what no container owns
+
+Every hook must be idempotent: after a crash the engine may call ``release`` or
+``discard`` for work that was only half done, or done already.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import ContainerConfig, ContainerRecord, CreateOptions
+
+log = logging.getLogger("varpod.parts")
+
+
+class Launch:
+    """What the parts add to one start of a container before its OCI spec is written."""
+
+    def __init__(self, bundle: str) -> None:
+        self.bundle = bundle
+        self.mounts: list[dict] = []  # OCI mounts, after the default ones
+        self.namespaces: dict[str, str] = {}  # OCI namespace type -> path of one to join
+        self.annotations: dict[str, str] = {}
+        # Last word on the spec, for what has no field above; applied in order.
+        self.edits: list[Callable[[dict], None]] = []
+
+    def apply(self, spec: dict) -> dict:
+        spec["mounts"].extend(self.mounts)
+        if self.namespaces:
+            for ns in spec["linux"]["namespaces"]:
+                if ns["type"] in self.namespaces:
+                    ns["path"] = self.namespaces[ns["type"]]
+            have = {ns["type"] for ns in spec["linux"]["namespaces"]}
+            spec["linux"]["namespaces"].extend(
+                {"type": t, "path": p} for t, p in self.namespaces.items() if t not in have)
+        spec["annotations"].update(self.annotations)
+        for edit in self.edits:
+            edit(spec)
+        return spec
+
+
+class Part:
+    """A capability's hooks; each default does nothing, so a part defines only its own."""
+
+    name = "part"
+
+    async def create(self, opts: CreateOptions, config: ContainerConfig) -> ContainerConfig:
+        return config
+
+    async def discard(self, config: ContainerConfig, *, volumes: bool = False) -> None:
+        """``volumes``: the user asked to remove the container's anonymous volumes too."""
+
+    async def prepare(self, rec: ContainerRecord, launch: Launch) -> None:
+        pass
+
+    async def release(self, rec: ContainerRecord) -> None:
+        pass
+
+    async def recover(self, records: Sequence[ContainerRecord], alive: Collection[str]) -> None:
+        """``alive``: IDs of the containers whose processes survived the last daemon."""
+
+
+class Parts:
+    """The daemon's parts in order; each hook runs them in turn (release and discard in reverse)."""
+
+    def __init__(self, parts: Sequence[Part] = ()) -> None:
+        self.parts = list(parts)
+
+    async def create(self, opts: CreateOptions, config: ContainerConfig) -> ContainerConfig:
+        done: list[Part] = []
+        try:
+            for part in self.parts:
+                config = await part.create(opts, config)
+                done.append(part)
+        except BaseException:
+            for part in reversed(done):
+                await _quietly(part.discard(config), part, config.id)
+            raise
+        return config
+
+    async def discard(self, config: ContainerConfig, *, volumes: bool = False) -> None:
+        for part in reversed(self.parts):
+            await _quietly(part.discard(config, volumes=volumes), part, config.id)
+
+    async def prepare(self, rec: ContainerRecord, launch: Launch) -> None:
+        done: list[Part] = []
+        try:
+            for part in self.parts:
+                await part.prepare(rec, launch)
+                done.append(part)
+        except BaseException:
+            for part in reversed(done):
+                await _quietly(part.release(rec), part, rec.id)
+            raise
+
+    async def release(self, rec: ContainerRecord) -> None:
+        for part in reversed(self.parts):
+            await _quietly(part.release(rec), part, rec.id)
+
+    async def recover(self, records: Sequence[ContainerRecord], alive: Collection[str]) -> None:
+        for part in self.parts:
+            try:
+                await part.recover(records, alive)
+            except Exception:
+                log.exception("recovering part %s failed", part.name)
+
+
+async def _quietly(coro, part: Part, cid: str) -> None:
+    # Giving back is best effort on a path that already failed or is tearing down:
+    # one part's failure must not keep the others from giving back theirs.
+    try:
+        await coro
+    except Exception:
+        log.exception("part %s failed to give back what %s held", part.name, cid[:12])

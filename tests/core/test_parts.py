@@ -1,0 +1,92 @@
+"""core/parts.py: the order parts run in, what they give back on failure, and Launch."""
+
+from __future__ import annotations
+
+import pytest
+
+from varpod.core.model import ContainerConfig, ContainerRecord, ContainerState, CreateOptions
+from varpod.core.parts import Launch, Part, Parts
+
+pytestmark = pytest.mark.anyio
+
+
+class Recording(Part):
+    def __init__(self, name: str, calls: list, fail: str = "") -> None:
+        self.name = name
+        self.calls = calls
+        self.fail = fail
+
+    def _note(self, hook: str) -> None:
+        self.calls.append((self.name, hook))
+        if hook == self.fail:
+            raise RuntimeError(f"{self.name} {hook} failed")
+
+    async def create(self, opts, config):
+        self._note("create")
+        return ContainerConfig(**{**_fields(config), "labels": {**config.labels, self.name: "1"}})
+
+    async def discard(self, config, *, volumes=False):
+        self._note("discard")
+
+    async def prepare(self, rec, launch):
+        self._note("prepare")
+        launch.mounts.append({"destination": f"/{self.name}"})
+
+    async def release(self, rec):
+        self._note("release")
+
+
+def _fields(config: ContainerConfig) -> dict:
+    return {f: getattr(config, f) for f in config.__struct_fields__}
+
+
+def _config() -> ContainerConfig:
+    return ContainerConfig(id="a" * 64, name="c", rootfs="/r", command=["true"])
+
+
+async def test_create_runs_every_part_in_order_and_each_sees_the_last_ones_config():
+    calls: list = []
+    parts = Parts([Recording("images", calls), Recording("net", calls)])
+    config = await parts.create(CreateOptions(), _config())
+    assert calls == [("images", "create"), ("net", "create")]
+    assert config.labels == {"images": "1", "net": "1"}
+
+
+async def test_a_failed_create_discards_what_the_earlier_parts_took_in_reverse():
+    calls: list = []
+    parts = Parts([Recording("a", calls), Recording("b", calls), Recording("c", calls, fail="create")])
+    with pytest.raises(RuntimeError, match="c create failed"):
+        await parts.create(CreateOptions(), _config())
+    assert calls == [("a", "create"), ("b", "create"), ("c", "create"), ("b", "discard"),
+                     ("a", "discard")]
+
+
+async def test_a_failed_prepare_releases_the_earlier_parts():
+    calls: list = []
+    parts = Parts([Recording("a", calls), Recording("b", calls, fail="prepare")])
+    rec = ContainerRecord(_config(), ContainerState())
+    with pytest.raises(RuntimeError):
+        await parts.prepare(rec, Launch("/bundle"))
+    assert calls == [("a", "prepare"), ("b", "prepare"), ("a", "release")]
+
+
+async def test_release_goes_on_past_a_part_that_fails():
+    calls: list = []
+    parts = Parts([Recording("a", calls), Recording("b", calls, fail="release")])
+    await parts.release(ContainerRecord(_config(), ContainerState()))
+    assert calls == [("b", "release"), ("a", "release")]
+
+
+def test_launch_adds_mounts_joins_namespaces_and_applies_edits_last():
+    launch = Launch("/bundle")
+    launch.mounts.append({"destination": "/data", "type": "bind", "source": "/v"})
+    launch.namespaces.update(network="/run/netns/x", cgroup="/proc/1/ns/cgroup")
+    launch.annotations["k"] = "v"
+    launch.edits.append(lambda spec: spec.__setitem__("hostname", "edited"))
+    spec = {"mounts": [{"destination": "/proc"}], "annotations": {},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}]}, "hostname": "h"}
+    out = launch.apply(spec)
+    assert [m["destination"] for m in out["mounts"]] == ["/proc", "/data"]
+    assert out["linux"]["namespaces"] == [{"type": "pid"}, {"type": "network", "path": "/run/netns/x"},
+                                          {"type": "cgroup", "path": "/proc/1/ns/cgroup"}]
+    assert out["annotations"] == {"k": "v"} and out["hostname"] == "edited"
