@@ -249,7 +249,7 @@ def argvs(draw) -> list[str]:
     head = draw(st.lists(option_words(""), max_size=2)) if draw(st.booleans()) else []
     pieces = draw(st.lists(st.one_of(option_words(command) if command != "nope" else st.just(["-x"]),
                                      st.sampled_from(WORDS).map(lambda w: [w])), max_size=7))
-    return [w for p in head for w in p] + [command] + [w for p in pieces for w in p]
+    return [w for p in head for w in p] + command.split() + [w for p in pieces for w in p]
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -297,9 +297,10 @@ def well_formed(draw) -> list[str]:
                                    max_size=3))
     if draw(st.booleans()):
         at = draw(st.sampled_from(["before", "after"]))
-        words = ["--socket", "/s", command, *words] if at == "before" else [command, "--socket=/s", *words]
+        words = (["--socket", "/s", *command.split(), *words] if at == "before"
+                 else [*command.split(), "--socket=/s", *words])
     else:
-        words = [command, *words]
+        words = [*command.split(), *words]
     return words
 
 
@@ -313,7 +314,8 @@ def test_well_formed_argv_is_never_declined(argv):
 def near_misses(draw) -> list[str]:
     """Well-formed argv with a few words inserted, dropped or replaced: argparse's corners."""
     words = draw(well_formed())
-    command = next(w for w in words if w in cli.SUBCOMMANDS)
+    at = next(i for i, w in enumerate(words) if w in cli.SUBCOMMANDS or w in cli.GROUPS)
+    command = " ".join(words[at:at + 2]) if words[at] in cli.GROUPS else words[at]
     for _ in range(draw(st.integers(1, 3))):
         at = draw(st.integers(0, len(words)))
         change = draw(st.sampled_from(["word", "option", "drop", "replace"]))
@@ -345,6 +347,9 @@ def _main(argv, capsys) -> tuple[object, str, str]:
 @pytest.mark.parametrize(("argv", "code", "text"), [
     (["-h"], 0, "usage: varpod"),
     (["ps", "-h"], 0, "usage: varpod ps"),
+    (["container", "ls", "-h"], 0, "usage: varpod container ls"),
+    (["container"], 2, "the following arguments are required: COMMAND"),
+    (["container", "nope"], 2, "invalid choice: 'nope'"),
     (["run", "--help"], 0, "--rootfs ROOTFS"),
     ([], 2, "the following arguments are required: COMMAND"),
     (["nope"], 2, "invalid choice: 'nope'"),
@@ -385,3 +390,18 @@ def test_common_commands_never_import_argparse():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_command_and_alias_has_its_declaration_and_runner():
+    for name in cli.SUBCOMMANDS:
+        declare, run = cli.command(name)
+        assert callable(declare) and callable(run), name
+        assert name.partition(" ")[0] in cli.GROUPS or " " not in name, name
+
+
+def test_a_group_verb_reads_as_the_command_it_stands_for():
+    a = cli.parse_args(["container", "ls", "-a", "--format", "json"])
+    assert cli.command_name(a) == "container ls"
+    assert cli.command(cli.command_name(a)) == cli.command("ps")
+    assert (a.all, a.format) == (True, "json")
+    assert check_agrees(["--socket", "/s", "container", "rm", "-f", "a", "b"]) is not None

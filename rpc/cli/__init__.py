@@ -8,7 +8,9 @@ of imports) only sees what fastargs declines: help, errors and rare forms.
 
 Commands live in modules by area (``containers``, ``system``, ...), each with a
 ``COMMANDS`` table of ``name -> (declare, run)``; ``SUBCOMMANDS`` below says
-which module holds each, so a command imports only its own module.
+which module holds each, so a command imports only its own module. A name of
+two words is a verb of a command group, as podman has them (``image prune``,
+``container ls``); an alias is one more name for the same (declare, run).
 """
 
 from __future__ import annotations
@@ -60,12 +62,21 @@ SUBCOMMANDS = {
 }
 
 
+# podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
+GROUPS: dict[str, str] = {"container": "manage containers"}
+
+# More names for a command: `varpod container VERB` is each container command, ls and list ps.
+ALIASES = {f"container {verb}": name for verb, name in (
+    *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m == "containers"), ("ls", "ps"), ("list", "ps"))}
+SUBCOMMANDS.update({alias: SUBCOMMANDS[name] for alias, name in ALIASES.items()})
+
+
 def command(name: str) -> tuple[Callable[[Parser], None], Callable[[Any, Args], int]]:
     """(declare, run) of a command, importing only the module that holds it."""
     from importlib import import_module
 
     module = import_module(f"{__name__}.{SUBCOMMANDS[name][1]}")
-    return module.COMMANDS[name]
+    return module.COMMANDS[ALIASES.get(name, name)]
 
 
 SOCKET_HELP = "daemon socket (default $VARPOD_SOCKET or /run/varpod/varpod.sock)"
@@ -95,21 +106,43 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     _socket_arg(common, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
+    groups: dict[str, Any] = {}
     for name, (text, _) in SUBCOMMANDS.items():
-        if only is None or name == only:
-            command(name)[0](sub.add_parser(name, help=text, parents=[common],
-                                            formatter_class=formatter))
+        word, _, verb = name.partition(" ")
+        if only is not None and word != only:
+            continue
+        if verb and word not in groups:
+            group = sub.add_parser(word, help=GROUPS[word], parents=[common],
+                                   formatter_class=formatter)
+            groups[word] = group.add_subparsers(dest="subcmd", metavar="COMMAND")
+            groups[word].required = True
+        place = groups[word] if verb else sub
+        command(name)[0](place.add_parser(verb or name, help=text, parents=[common],
+                                          formatter_class=formatter))
     return parser
 
 
 def _recorded_command(name: str) -> fastargs.Recorder | None:
-    """The command's declarations replayed for fastargs, as build_parser declares them."""
+    """The command's (or group's) declarations replayed for fastargs, as build_parser
+    declares them."""
+    if name in GROUPS:
+        rec = fastargs.Recorder()
+        _socket_arg(rec, fastargs.SUPPRESS)
+        rec.add_commands("subcmd", lambda verb: _recorded_command(f"{name} {verb}")
+                         if " " not in verb else None)
+        return rec
     if name not in SUBCOMMANDS:
         return None
     rec = fastargs.Recorder()
     _socket_arg(rec, fastargs.SUPPRESS)
     command(name)[0](rec)
     return rec
+
+
+def command_name(a: Args) -> str:
+    """The SUBCOMMANDS name argv asked for: ``ps``, or ``image prune`` for a group's verb."""
+    verb = getattr(a, "subcmd", None)
+    return a.cmd if verb is None else f"{a.cmd} {verb}"
 
 
 def recorded() -> fastargs.Recorder:
@@ -139,14 +172,14 @@ def _command_of(argv: list[str]) -> str | None:
         elif word.startswith("--socket="):
             i += 1
         else:
-            return word if word in SUBCOMMANDS else None
+            return word if word in SUBCOMMANDS or word in GROUPS else None
     return None
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
-    run = command(a.cmd)[1]
+    run = command(command_name(a))[1]
     if a.cmd == "serve":
         return run(None, a)
     if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
