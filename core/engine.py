@@ -490,6 +490,7 @@ class Engine:
             rec = self._store.get(cid)
             self._cancel_restart(cid)
             self._refuse(rec, Action.STOP)
+            self.parts.check(rec, Action.STOP)
             run = self._live_of(cid).run
             if run is None:  # the runtime has it but we do not watch it: ask the runtime
                 raise InvalidState(f"container {rec.name} has no monitored process; run sync",
@@ -534,6 +535,7 @@ class Engine:
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
             self._refuse(rec, Action.KILL)
+            self.parts.check(rec, Action.KILL)
             run = self._live_of(cid).run
             runtime = self._runtimes.get(rec.config.runtime)
             try:
@@ -592,6 +594,7 @@ class Engine:
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
             self._refuse(rec, Action.RESTART)
+            self.parts.check(rec, Action.RESTART)
             self._cancel_restart(cid)
             state = rec.state.state
         if state is State.PAUSED:
@@ -705,6 +708,7 @@ class Engine:
         cid = self.resolve(ref).id
         async with self._locks.hold(cid):
             rec = self._store.get(cid)
+            self.parts.check(rec, Action.REMOVE)
             self._cancel_restart(cid)
             state = rec.state.state
             if state in (State.RUNNING, State.PAUSED, State.STOPPING) and not force:

@@ -193,6 +193,71 @@ class ExecSessionActive(InvalidState):
     rpc_name = "io.varpod.Container.ExecSessionActive"
 
 
+# -- pods -----------------------------------------------------------------------
+
+
+class NoSuchPod(VarpodError):
+    """No pod matches the given name or ID."""
+
+    rpc_name = "io.varpod.Pod.NoSuchPod"
+    fields = ("name",)
+
+
+class AmbiguousPodName(VarpodError):
+    """An ID prefix matches more than one pod."""
+
+    rpc_name = "io.varpod.Pod.AmbiguousPodName"
+    fields = ("name",)
+
+
+class PodExists(VarpodError):
+    """A pod or container already has this name (they share one namespace, as in podman)."""
+
+    rpc_name = "io.varpod.Pod.PodExists"
+    fields = ("name",)
+
+
+class InvalidPodConfig(VarpodError):
+    """A pod setting is out of range or inconsistent."""
+
+    rpc_name = "io.varpod.Pod.InvalidPodConfig"
+    fields = ("field",)
+
+
+class PodHasContainers(VarpodError):
+    """The pod still has containers; remove them first or remove the pod with force."""
+
+    rpc_name = "io.varpod.Pod.PodHasContainers"
+    fields = ("id",)
+
+
+class PodRemoving(VarpodError):
+    """The pod is being removed: no container may join or start in it."""
+
+    rpc_name = "io.varpod.Pod.PodRemoving"
+    fields = ("id",)
+
+
+class PodNamespaceConflict(VarpodError):
+    """A member asked for a namespace (or setting of one) of its own that its pod shares."""
+
+    rpc_name = "io.varpod.Pod.PodNamespaceConflict"
+    fields = ("namespace",)
+
+
+class InfraContainerInUse(InvalidState):
+    """The infra container holds its pod's namespaces: it stops with the whole pod only."""
+
+    rpc_name = "io.varpod.Pod.InfraContainerInUse"
+
+
+class PodPartiallyFailed(VarpodError):
+    """A pod operation failed for some of its containers; ``errors`` maps ID to message."""
+
+    rpc_name = "io.varpod.Pod.PodPartiallyFailed"
+    fields = ("id", "errors")
+
+
 # -- varlink service errors (standard names) ----------------------------------
 
 

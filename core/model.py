@@ -154,6 +154,8 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     log_size_max: int = 0
     created_at: int = 0  # ns since the epoch
     resources: Resources = Resources()
+    pod: str = ""  # the ID of the pod this container is a member (or the infra) of
+    pod_infra: bool = False  # the pod's infra container, which holds its shared namespaces
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +184,8 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     cpus: float | None = None
     pids_limit: int | None = None
     cpu_shares: int | None = None
+    pod: str = ""  # a pod's name or ID to join (core/pods)
+    pod_infra: bool = False  # set by core/pods for the infra container only; not on the wire
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,6 +15,8 @@ logic itself: it calls every part, in the order the daemon composed them.
               ``create`` took
     recover   daemon start, before containers are settled: re-adopt what the running
               ones hold, collect what no container owns
+    check     before the engine stops, kills, restarts or removes a container: a part
+              may refuse (a pod's infra container holds namespaces members still use)
 
 Every hook must be idempotent: after a crash the engine may call ``release`` or
 ``discard`` for work that was only half done, or done already.
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .model import ContainerConfig, ContainerRecord, CreateOptions
+    from .states import Action
 
 log = logging.getLogger("varpod.parts")
 
@@ -78,6 +81,9 @@ class Part:
     async def recover(self, records: Sequence[ContainerRecord], alive: Collection[str]) -> None:
         """``alive``: IDs of the containers whose processes survived the last daemon."""
 
+    def check(self, rec: ContainerRecord, action: Action) -> None:
+        """Raise to refuse ``action`` on the container; called under its lock, before acting."""
+
 
 class Parts:
     """The daemon's parts in order; each hook runs them in turn (release and discard in reverse)."""
@@ -115,6 +121,10 @@ class Parts:
     async def release(self, rec: ContainerRecord) -> None:
         for part in reversed(self.parts):
             await _quietly(part.release(rec), part, rec.id)
+
+    def check(self, rec: ContainerRecord, action: Action) -> None:
+        for part in self.parts:
+            part.check(rec, action)
 
     async def recover(self, records: Sequence[ContainerRecord], alive: Collection[str]) -> None:
         for part in self.parts:

@@ -172,6 +172,10 @@ class OCIRuntime:
             args.append(f"--preserve-fds={len(extra_fds)}")
         await self._call("exec", log_path, *args, cid, stdio=stdio, extra_fds=extra_fds)
 
+    async def exec_output(self, cid: str, argv: Sequence[str]) -> Completed:
+        """``runc exec`` of a short command with its output captured (``ps`` for top)."""
+        return await self._call("exec", None, cid, *argv)
+
     # -- introspection ----------------------------------------------------------
 
     async def info(self) -> RuntimeInfo:
