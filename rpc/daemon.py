@@ -20,12 +20,15 @@ import msgspec
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
 from ..core.monitor import Monitor, become_subreaper
+from ..core.parts import Parts
+from ..core.pods import Pods, PodStore
 from ..core.runtime import DEFAULT_RUNTIMES, RuntimeRegistry
 from ..core.store import Store
 from .interfaces import system as S
 from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
+from .service_pods import PodService
 
 log = logging.getLogger("varpod.daemon")
 
@@ -109,12 +112,18 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     candidates = {**DEFAULT_RUNTIMES, **cfg.runtimes}
     runtimes = RuntimeRegistry(candidates, cfg.default_runtime,
                                os.path.join(cfg.run_root, "runtime"), monitor)
+    pod_store = PodStore(store.path)
+    pods = Pods(pod_store, bus, cfg.root)
+    # The pods part goes last: between its check that a pod is not being removed and
+    # the engine persisting the member, no other part may await.
     engine = Engine(EngineConfig(root=cfg.root, run_root=cfg.run_root,
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
                                  log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep,
                                  exit_accounting=cfg.exit_accounting),
-                    store, runtimes, bus, monitor)
+                    store, runtimes, bus, monitor, parts=Parts([pods.part]))
+    pods.bind(engine)
     await engine.recover()
+    await pods.recover()
     infos = [await rt.info() for rt in runtimes.available()]
     service = Service(engine, bus, events_queue=cfg.limits.events_queue, info={
         "default_runtime": runtimes.default,
@@ -125,6 +134,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     })
     registry = Registry()
     service.register(registry)
+    PodService(pods, engine, runtimes).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -149,6 +159,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
         await server.close()
         await engine.shutdown()
         monitor.stop_reaper()
+        pod_store.close()
         store.close()
         os.close(lock_fd)
         for sig in (signal.SIGTERM, signal.SIGINT):

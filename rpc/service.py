@@ -462,7 +462,8 @@ class Service:
                 AutoRemove=cfg.auto_remove, LogSizeMax=cfg.log_size_max,
                 Memory=res.memory, NanoCpus=res.nano_cpus,
                 CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
-                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit))
+                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit),
+            Pod=cfg.pod, IsInfra=cfg.pod_infra)
 
 
 def _exec_inspect(rec: Any) -> C.ExecSession:
@@ -490,7 +491,7 @@ def _summary(rec: ContainerRecord, now: int) -> C.ContainerSummary:
         State=st.state.value, Status=status_text(rec, now), ExitCode=st.exit_code,
         Exited=exited, ExitedAt=st.finished_at // 10**9 if st.finished_at else 0,
         StartedAt=st.started_at // 10**9 if st.started_at else 0, Pid=st.pid,
-        Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove)
+        Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove, Pod=cfg.pod, IsInfra=cfg.pod_infra)
 
 
 def _wire_event(ev: core_events.Event) -> S.Event:

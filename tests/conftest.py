@@ -85,6 +85,11 @@ class Daemon:
 
     def remove_all(self) -> None:
         with self.client() as c:
+            for pod in c.pod_list():  # first: their infra containers go only with them
+                try:
+                    c.pod_remove(pod.Id, force=True, timeout=0)
+                except Exception as e:
+                    print(f"teardown: removing pod {pod.Id[:12]} failed: {e}", file=sys.stderr)
             for ctr in c.list(all=True):
                 try:
                     c.remove(ctr.Id, force=True, timeout=0)

@@ -59,15 +59,32 @@ SUBCOMMANDS = {
     "sync": ("sync state with the runtime", "containers"),
     "checkpoint": ("checkpoint containers with CRIU (probed)", "containers"),
     "restore": ("restore checkpointed containers (probed)", "containers"),
+    "stats": ("show containers' resource usage", "stats"),
+    "top": ("show a container's processes", "stats"),
+    "pod create": ("create a pod", "pods"),
+    "pod start": ("start pods", "pods"),
+    "pod stop": ("stop pods", "pods"),
+    "pod kill": ("signal the containers of pods", "pods"),
+    "pod pause": ("pause pods", "pods"),
+    "pod unpause": ("unpause pods", "pods"),
+    "pod restart": ("restart pods", "pods"),
+    "pod rm": ("remove pods", "pods"),
+    "pod ps": ("list pods", "pods"),
+    "pod inspect": ("show pods as podman-shaped JSON", "pods"),
+    "pod exists": ("exit 0 if the pod exists, 1 if not", "pods"),
+    "pod stats": ("show the resource usage of pods' containers", "pods"),
+    "pod top": ("show the processes of a pod", "pods"),
 }
 
 
 # podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
-GROUPS: dict[str, str] = {"container": "manage containers"}
+GROUPS: dict[str, str] = {"container": "manage containers", "pod": "manage pods"}
 
 # More names for a command: `varpod container VERB` is each container command, ls and list ps.
 ALIASES = {f"container {verb}": name for verb, name in (
     *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m == "containers"), ("ls", "ps"), ("list", "ps"))}
+ALIASES.update({"container stats": "stats", "container top": "top", "pod ls": "pod ps",
+                "pod list": "pod ps"})
 SUBCOMMANDS.update({alias: SUBCOMMANDS[name] for alias, name in ALIASES.items()})
 
 

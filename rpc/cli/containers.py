@@ -21,6 +21,7 @@ from .common import (
     terminal_size,
     to_json,
 )
+from .pods import pod_flag
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def _container_flags(p: Parser) -> None:
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--log-size-max", type=int, help="rotate the log at this many bytes")
     _limit_flags(p)
+    pod_flag(p)
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
     p.add_argument("command", nargs=REMAINDER)
 
@@ -144,7 +146,7 @@ def _create(client: Client, a: Args) -> dict:
         runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
         stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,
         labels=pairs(a.label, "label") or None, auto_remove=a.rm or None,
-        log_size_max=a.log_size_max, **_limits(a))
+        log_size_max=a.log_size_max, pod=a.pod, **_limits(a))
 
 
 def _limits(a: Args) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     cpus: float | None = None
     pids_limit: int | None = None
     cpu_shares: int | None = None
+    pod: str | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -96,6 +97,8 @@ class ContainerInspect(msgspec.Struct):
     BundlePath: str
     Config: ContainerConfig
     HostConfig: HostConfig
+    Pod: str = ""
+    IsInfra: bool = False
 
 
 class ContainerSummary(msgspec.Struct):
@@ -114,6 +117,8 @@ class ContainerSummary(msgspec.Struct):
     Pid: int
     Labels: dict[str, str]
     AutoRemove: bool
+    Pod: str = ""
+    IsInfra: bool = False
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -322,3 +327,42 @@ class RestoreParams(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     keep: bool | None = None
     tcp_established: bool | None = None
+
+
+class StatsParams(msgspec.Struct, forbid_unknown_fields=True):
+    names: list[str] | None = None
+    stream: bool | None = None
+    interval: float | None = None
+
+
+class ContainerStats(msgspec.Struct):
+    ContainerID: str
+    Name: str
+    Pod: str
+    CPU: float
+    AvgCPU: float
+    CPUNano: int
+    SystemNano: int
+    UpTime: int
+    MemUsage: int
+    MemLimit: int
+    MemPerc: float
+    PIDs: int
+    BlockInput: int
+    BlockOutput: int
+    NetInput: int
+    NetOutput: int
+
+
+class StatsReply(msgspec.Struct):
+    stats: list[ContainerStats]
+
+
+class TopParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    descriptors: list[str] | None = None
+
+
+class TopReply(msgspec.Struct):
+    titles: list[str]
+    processes: list[list[str]]

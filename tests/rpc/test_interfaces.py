@@ -14,10 +14,12 @@ from varpod.core.errors import BY_RPC_NAME
 from varpod.rpc import interfaces
 from varpod.rpc.interfaces import INTERFACES, idl
 from varpod.rpc.interfaces import container as C
+from varpod.rpc.interfaces import pod as P
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
+from varpod.rpc.service_pods import PodService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
 
@@ -56,8 +58,18 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.List": C.ListReply,
     "io.varpod.Container.Checkpoint": C.IdReply,
     "io.varpod.Container.Restore": C.IdReply,
+    "io.varpod.Container.Stats": C.StatsReply,
+    "io.varpod.Container.Top": C.TopReply,
+    "io.varpod.Pod.Create": P.CreateReply,
+    **{f"io.varpod.Pod.{m}": P.IdReply
+       for m in ("Start", "Stop", "Kill", "Pause", "Unpause", "Restart", "Remove")},
+    "io.varpod.Pod.Inspect": P.InspectReply,
+    "io.varpod.Pod.List": P.ListReply,
+    "io.varpod.Pod.Stats": C.StatsReply,
+    "io.varpod.Pod.Top": C.TopReply,
 }
-MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C}
+MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C,
+           "io.varpod.Pod": P}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -65,6 +77,7 @@ def _registry() -> tuple[Registry, Service]:
     service = Service(engine=object(), bus=object(), info={})
     registry = Registry()
     service.register(registry)
+    PodService(pods=object(), engine=object(), runtimes=object()).register(registry)
     return registry, service
 
 
