@@ -19,6 +19,7 @@ from .model import ContainerRecord
 from .paths import read_in_root
 from .runtime import RuntimeRegistry
 from .spec import ALL_CAPS
+from .states import State
 from .stats import STATS_STATES
 
 DEFAULT_DESCRIPTORS = ["user", "pid", "ppid", "pcpu", "etime", "tty", "time", "args"]
@@ -312,6 +313,10 @@ async def top(rec: ContainerRecord, args: list[str],
     descs = descriptors(args)
     if descs is not None:
         return table(container_pids(rec.state.pid, rec.id), rec.config.rootfs, descs)
+    if rec.state.state is not State.RUNNING:  # ps would join the frozen cgroup and hang there
+        raise InvalidState(f"container {rec.name} is {rec.state.state.value}; ps(1) cannot run in "
+                           "it (psgo's descriptors can still be read)", id=rec.id,
+                           state=rec.state.state.value)
     try:
         done = await runtimes.get(rec.config.runtime).exec_output(rec.id, ["ps", *args])
     except RuntimeFailed as e:

@@ -103,6 +103,8 @@ def test_pod_stats_cover_running_members_and_the_infra(client, rootfs):
 def test_top_shows_the_containers_processes_as_it_sees_them(client, rootfs):
     cid = started(client, rootfs, ["/bin/sh", "-c", "sleep 777 & exec sleep 888"])
     host_pid = client.inspect(cid).State.Pid
+    # Until the shell has started the one and become the other.
+    eventually(lambda: {r[-1] for r in client.top(cid).processes} == {"sleep 777", "sleep 888"})
     reply = client.top(cid)
     assert reply.titles == ["USER", "PID", "PPID", "%CPU", "ELAPSED", "TTY", "TIME", "COMMAND"]
     rows = {r[-1]: r for r in reply.processes}
@@ -113,6 +115,11 @@ def test_top_shows_the_containers_processes_as_it_sees_them(client, rootfs):
     # Not psgo's descriptors: ps(1) runs inside the container.
     reply = client.top(cid, ["-o", "pid,args"])
     assert reply.titles == ["PID", "COMMAND"] and ["1", "sleep 888"] in reply.processes
+    client.pause(cid)
+    assert ["1", "sleep"] in client.top(cid, ["pid", "comm"]).processes  # read from /proc
+    with pytest.raises(InvalidState):
+        client.top(cid, ["-o", "pid"])  # ps would freeze in the paused cgroup
+    client.unpause(cid)
     client.stop(cid, timeout=0)
     with pytest.raises(InvalidState):
         client.top(cid)

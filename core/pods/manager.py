@@ -164,7 +164,7 @@ class Pods:
             raise Unsupported("networks and published ports for pods are not wired yet "
                               "(pod create -p/--network); a pod's infra container gets a private "
                               "network namespace with loopback only", feature="pod network")
-        name = self._new_name() if opts.name is None else self._check_name(opts.name)
+        name = self.unused_name() if opts.name is None else self._check_name(opts.name)
         shares = SharedNamespaces.parse(opts.share)
         if not opts.infra and shares.any():
             if opts.share is not None:
@@ -177,8 +177,10 @@ class Pods:
                 raise InvalidPodConfig("a pod hostname needs the UTS namespace shared (--share uts)",
                                        field="hostname")
             _check_hostname(hostname)
-        elif shares.uts:
-            _check_hostname(name)
+        elif shares.uts and len(name) > HOSTNAME_MAX:
+            raise InvalidPodConfig(f"pod name {name[:80]!r} is too long for the shared hostname "
+                                   f"(at most {HOSTNAME_MAX} characters): give --hostname",
+                                   field="hostname")
         config = PodConfig(
             id=new_id(), name=name, labels=dict(opts.labels), hostname=hostname,
             cgroup_parent=cgroups.check_path(opts.cgroup_parent) if opts.cgroup_parent else "",
@@ -208,11 +210,12 @@ class Pods:
             raise PodExists(f"the name {name!r} is already in use by a container", name=name)
         return name
 
-    def _new_name(self) -> str:
+    def unused_name(self) -> str:
+        """A generated name no pod or container has (they draw from the same words)."""
+        taken = {r.name for r in self.engine.list(all=True)}
         for _ in range(100):
             name = random_name()
-            if not self._store.has_name(name) and not any(
-                    r.name == name for r in self.engine.list(all=True)):
+            if not self._store.has_name(name) and name not in taken:
                 return name
         return "pod_" + new_id()[:12]
 

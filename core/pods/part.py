@@ -37,7 +37,10 @@ class PodPart(Part):
     async def create(self, opts: CreateOptions, config: ContainerConfig) -> ContainerConfig:
         # Pods and containers share one namespace of names, as in podman.
         if self._pods.has_name(config.name):
-            raise NameInUse(f"the name {config.name!r} is already in use by a pod", name=config.name)
+            if opts.name is not None:
+                raise NameInUse(f"the name {config.name!r} is already in use by a pod",
+                                name=config.name)
+            config = msgspec.structs.replace(config, name=self._pods.unused_name())  # generated
         if not opts.pod:
             if opts.pod_infra:
                 raise InvalidConfig("an infra container needs its pod", field="pod")

@@ -35,6 +35,9 @@ class FakePods:
     def has_name(self, name):
         return name == self.pod.name
 
+    def unused_name(self):
+        return "fresh_name"
+
     def whole_pod_busy(self, pid):
         return self.busy
 
@@ -105,7 +108,9 @@ async def test_refusals_at_create_and_start():
     with pytest.raises(PodNamespaceConflict):
         await part.create(CreateOptions(pod="web", hostname="mine"), config())
     with pytest.raises(NameInUse):
-        await part.create(CreateOptions(), config(name="web"))  # the pod's name
+        await part.create(CreateOptions(name="web"), config(name="web"))  # the pod's name
+    # A generated name that happens to be a pod's is generated again, not refused.
+    assert (await part.create(CreateOptions(), config(name="web"))).name == "fresh_name"
     leaving = PodPart(FakePods(pod(shares=SharedNamespaces(net=True), removing=True)))
     with pytest.raises(PodRemoving):
         await leaving.create(CreateOptions(pod="web"), config())
