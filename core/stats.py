@@ -143,8 +143,10 @@ def read_sample(pid: int, leaf: str = "", *, now: int | None = None,
     """
     try:
         dirs = cgroups.controller_dirs(pid, mounts)
+        # The host's interfaces are not the container's traffic (--network host): none counted.
+        own_netns = os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
         with open(f"/proc/{pid}/net/dev") as f:
-            net = f.read()
+            net = f.read() if own_netns else ""
     except FileNotFoundError:
         raise ProcessLookupError(pid) from None
     if leaf and not any(os.path.basename(d) == leaf for d in dirs.values()):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 
 def out(r) -> str:
@@ -46,6 +47,11 @@ def test_stats_and_top_from_the_command_line(varpod, client, rootfs):
     varpod("pod", "create", "--name", "busy", "--share", "pid")
     cid = out(varpod("run", "-d", "--pod", "busy", "--name", "spinner", "--rootfs", rootfs,
                      "/bin/sh", "-c", "while :; do :; done")).strip()
+    # Until the runtime's init has become the command.
+    deadline = time.monotonic() + 15
+    while client.top(cid, ["args"]).processes != [["/bin/sh -c while :; do :; done"]]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     lines = out(varpod("stats", "--no-stream")).splitlines()
     assert lines[0].split()[:4] == ["ID", "NAME", "CPU", "%"]
     assert any(line.split()[:2] == [cid[:12], "spinner"] for line in lines[1:])

@@ -129,9 +129,10 @@ def test_pod_top_lists_every_running_container(client, rootfs):
     client.pod_create("topped", share="pid")
     started(client, rootfs, ["/bin/sleep", "991"], pod="topped")
     started(client, rootfs, ["/bin/sleep", "992"], pod="topped")
+    want = ["/bin/sleep 991", "/bin/sleep 992", "/catatonit -P"]
+    # Right after a start the runtime's init may not have become the command yet.
+    eventually(lambda: sorted(r[1] for r in client.pod_top("topped", ["pid", "args"]).processes) == want)
     reply = client.pod_top("topped", ["pid", "args"])
-    commands = sorted(r[1] for r in reply.processes)
-    assert commands == ["/bin/sleep 991", "/bin/sleep 992", "/catatonit -P"]
     pids = {r[1]: r[0] for r in reply.processes}
     assert pids["/catatonit -P"] == "1" and len(set(pids.values())) == 3  # one pid namespace
     with pytest.raises(InvalidParameter):
