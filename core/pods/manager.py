@@ -90,7 +90,8 @@ class Pods:
         # still make sure the infra runs: guards creating and starting the infra container.
         self._infra_locks = Locks()
         # Pods whose every container is being stopped, killed or removed together: only
-        # then may the infra container go while members use its namespaces.
+        # then may the infra container go while members use its namespaces. An entry is
+        # added and discarded only under that pod's lock (self._locks).
         self._whole: set[str] = set()
         self.part = PodPart(self)
 
