@@ -167,11 +167,14 @@ def test_lifecycle_status_and_parallel_stop(client, rootfs):
     assert {c.State for c in client.pod_inspect("life").Containers} == {"paused", "exited"}
     client.pod_unpause("life")
     client.pod_start("life")
-    # Members stop in parallel: all of them are waiting out the timeout at once.
-    stopper = threading.Thread(target=client.pod_stop, args=("life",), kwargs={"timeout": 2})
+    # Members stop in parallel: all of them wait out the (long) timeout at once, which one
+    # by one they could not; then they are killed, and the pod's stop is done.
+    stopper = threading.Thread(target=client.pod_stop, args=("life",), kwargs={"timeout": 60})
     with client.__class__(client.path) as watcher:
         stopper.start()
         eventually(lambda: all(watcher.inspect(m).State.Status == "stopping" for m in members))
+        for m in members:
+            watcher.kill(m)
     stopper.join()
     info = client.pod_inspect("life")
     assert info.State == "Exited" and {c.State for c in info.Containers} == {"exited"}
@@ -301,10 +304,11 @@ def test_hostile_input_gets_named_errors(client, rootfs):
 def test_joining_or_starting_in_a_pod_being_removed_is_refused(client, rootfs):
     client.pod_create("leaving", share="net")
     stubborn = ["/bin/sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"]
-    member(client, rootfs, "leaving", stubborn)
+    holdout, _ = member(client, rootfs, "leaving", stubborn)
     waiting = client.create(rootfs, SLEEP, pod="leaving").id
+    # The removal waits on the member that ignores SIGTERM until the test kills it.
     remover = threading.Thread(target=client.pod_remove, args=("leaving",),
-                               kwargs={"force": True, "timeout": 2})
+                               kwargs={"force": True, "timeout": 60})
     with client.__class__(client.path) as other:
         remover.start()
 
@@ -320,6 +324,7 @@ def test_joining_or_starting_in_a_pod_being_removed_is_refused(client, rootfs):
         eventually(refused)
         with pytest.raises((PodRemoving, NoSuchContainer)):
             other.start(waiting)  # being removed, or removed already
+        other.kill(holdout)
     remover.join()
     with pytest.raises(NoSuchPod):
         client.pod_inspect("leaving")
