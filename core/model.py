@@ -154,6 +154,12 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     log_size_max: int = 0
     created_at: int = 0  # ns since the epoch
     resources: Resources = Resources()
+    # From an image (core/images/part.py); empty for a --rootfs container.
+    image: str = ""  # the image's ID
+    image_name: str = ""  # the name it was created from, resolved (docker.io/library/alpine:latest)
+    entrypoint: list[str] = []  # the leading part of `command` that is the entrypoint
+    exposed_ports: list[str] = []  # the image's ExposedPorts ("80/tcp"), for networks
+    volumes: list[str] = []  # the image's Volumes (paths), for filesystems
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,14 +169,15 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     command: list[str] = []
     name: str | None = None  # None: generate one; "" is an invalid name
     env: list[str] = []
-    workdir: str = "/"
-    user: str = "0:0"
+    # "" (workdir, user, stop_signal): not given; the image's, else "/", "0:0", SIGTERM.
+    workdir: str = ""
+    user: str = ""
     hostname: str = ""
     tty: bool = False
     stdin: bool = False
     runtime: str = ""
     restart_policy: str = "no"
-    stop_signal: str = "SIGTERM"
+    stop_signal: str = ""
     stop_timeout: int = 10
     network: str = "private"
     read_only: bool = False
@@ -182,6 +189,8 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     cpus: float | None = None
     pids_limit: int | None = None
     cpu_shares: int | None = None
+    image: str = ""  # a name or ID of a local image to run (instead of rootfs)
+    entrypoint: list[str] | None = None  # None: the image's; [] or [""]: none
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):
