@@ -19,13 +19,17 @@ import msgspec
 
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
+from ..core.images.images import Images
+from ..core.images.part import ImagePart
 from ..core.monitor import Monitor, become_subreaper
+from ..core.parts import Parts
 from ..core.runtime import DEFAULT_RUNTIMES, RuntimeRegistry
 from ..core.store import Store
 from .interfaces import system as S
 from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
+from .service_images import ImageService
 
 log = logging.getLogger("varpod.daemon")
 
@@ -105,6 +109,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     monitor = Monitor()
     monitor.start_reaper()
     store = Store(os.path.join(cfg.root, "varpod.db"))
+    images = Images(os.path.join(cfg.root, "images"), store.path)
     bus = EventBus(store)
     candidates = {**DEFAULT_RUNTIMES, **cfg.runtimes}
     runtimes = RuntimeRegistry(candidates, cfg.default_runtime,
@@ -113,7 +118,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
                                  log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep,
                                  exit_accounting=cfg.exit_accounting),
-                    store, runtimes, bus, monitor)
+                    store, runtimes, bus, monitor, parts=Parts([ImagePart(images)]))
     await engine.recover()
     infos = [await rt.info() for rt in runtimes.available()]
     service = Service(engine, bus, events_queue=cfg.limits.events_queue, info={
@@ -125,6 +130,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     })
     registry = Registry()
     service.register(registry)
+    ImageService(images, engine, bus).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -148,6 +154,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     finally:
         await server.close()
         await engine.shutdown()
+        await images.close()
         monitor.stop_reaper()
         store.close()
         os.close(lock_fd)

@@ -572,8 +572,10 @@ def parse_time(text: str) -> int:
     frac_ns = 0
     if "." in stamp:
         head, _, rest = stamp.partition(".")
-        digits = "".join(c for c in rest[:12] if c.isdigit())
-        zone = rest[len(digits):]
+        n = 0
+        while n < len(rest) and rest[n].isdigit():
+            n += 1
+        digits, zone = rest[:n], rest[n:]
         frac_ns = int((digits + "000000000")[:9])
         stamp = head + zone
     try:

@@ -31,6 +31,9 @@ from ..errors import DigestMismatch, InvalidImage, RegistryError, RegistryUnreac
 from .model import ACCEPT, MANIFEST_MAX, media_type_of
 
 log = logging.getLogger("varpod.images.registry")
+# Their debug logs carry every header (tokens included) and dwarf the daemon's own.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 CERTS_D = "/etc/containers/certs.d"
 DOCKER_HUB_API = "registry-1.docker.io"

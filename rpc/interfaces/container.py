@@ -6,8 +6,8 @@ import msgspec
 
 
 class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
-    rootfs: str
-    command: list[str]
+    rootfs: str | None = None
+    command: list[str] | None = None
     name: str | None = None
     env: list[str] | None = None
     workdir: str | None = None
@@ -28,6 +28,8 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     cpus: float | None = None
     pids_limit: int | None = None
     cpu_shares: int | None = None
+    image: str | None = None
+    entrypoint: list[str] | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -64,6 +66,8 @@ class ContainerConfig(msgspec.Struct):
     Tty: bool
     OpenStdin: bool
     CreateCommand: list[str]
+    Entrypoint: list[str] = []
+    Image: str = ""
 
 
 class HostConfig(msgspec.Struct):
@@ -96,6 +100,7 @@ class ContainerInspect(msgspec.Struct):
     BundlePath: str
     Config: ContainerConfig
     HostConfig: HostConfig
+    ImageName: str = ""
 
 
 class ContainerSummary(msgspec.Struct):
@@ -114,6 +119,7 @@ class ContainerSummary(msgspec.Struct):
     Pid: int
     Labels: dict[str, str]
     AutoRemove: bool
+    ImageID: str = ""
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):

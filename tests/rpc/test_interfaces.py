@@ -14,10 +14,12 @@ from varpod.core.errors import BY_RPC_NAME
 from varpod.rpc import interfaces
 from varpod.rpc.interfaces import INTERFACES, idl
 from varpod.rpc.interfaces import container as C
+from varpod.rpc.interfaces import image as I
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
+from varpod.rpc.service_images import ImageService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
 
@@ -56,8 +58,20 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.List": C.ListReply,
     "io.varpod.Container.Checkpoint": C.IdReply,
     "io.varpod.Container.Restore": C.IdReply,
+    "io.varpod.Image.Pull": I.PullReply,
+    "io.varpod.Image.Login": I.Empty,
+    "io.varpod.Image.Load": I.LoadReply,
+    "io.varpod.Image.Save": I.SaveReply,
+    "io.varpod.Image.Import": I.ImportReply,
+    "io.varpod.Image.List": I.ListReply,
+    "io.varpod.Image.Inspect": I.InspectReply,
+    "io.varpod.Image.Exists": I.ExistsReply,
+    "io.varpod.Image.Tag": I.TagReply,
+    "io.varpod.Image.Untag": I.UntagReply,
+    "io.varpod.Image.Remove": I.RemoveReply,
+    "io.varpod.Image.Prune": I.PruneReply,
 }
-MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C}
+MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C, "io.varpod.Image": I}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -65,6 +79,7 @@ def _registry() -> tuple[Registry, Service]:
     service = Service(engine=object(), bus=object(), info={})
     registry = Registry()
     service.register(registry)
+    ImageService(images=object(), engine=object(), bus=object()).register(registry)
     return registry, service
 
 
