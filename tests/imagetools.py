@@ -5,9 +5,9 @@
   with a ``security.capability`` xattr, devices, a fifo, odd owners and modes.
 * ``Registry`` runs Debian's ``docker-registry`` (distribution 2.8) with its
   storage in a temporary directory, optionally behind htpasswd basic auth.
-* ``TokenProxy`` stands in front of a registry and plays a bearer-token auth
-  server: it answers 401 with a ``Bearer`` challenge, issues tokens for good
-  credentials at its ``/token`` realm, and forwards requests carrying one.
+* ``Proxy`` stands in front of a registry: as a bearer-token auth server (401
+  with a ``Bearer`` challenge, tokens for good credentials at its ``/token``
+  realm), and to count, corrupt or slow down what the registry sends.
 
 Nothing here reaches beyond 127.0.0.1.
 """
@@ -313,13 +313,21 @@ class Registry:
         self.log.close()
 
 
-class TokenProxy:
-    """A bearer-token registry front: 401 + challenge, a /token realm, forwarding with a token."""
+class Proxy:
+    """A registry front on 127.0.0.1. With ``user``, a bearer-token server: 401 with a
+    ``Bearer`` challenge, tokens from its ``/token`` realm for good credentials, requests
+    forwarded only with one. It also counts requests (``hits``), can corrupt blobs
+    (``corrupt``) and slow them down (``delay`` seconds per 64 KiB)."""
 
-    def __init__(self, upstream: str, user: str, password: str) -> None:
+    def __init__(self, upstream: str, user: str | None = None, password: str | None = None) -> None:
         self.upstream = upstream
+        self.user, self.password = user, password
         self.tokens: set[str] = set()
         self.token_requests = 0
+        self.hits: dict[str, int] = {}
+        self.corrupt = False
+        self.delay = 0.0
+        self.lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -334,7 +342,6 @@ class TokenProxy:
             def do_HEAD(self) -> None:
                 proxy.handle(self)
 
-        self.user, self.password = user, password
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
@@ -342,13 +349,17 @@ class TokenProxy:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def blob_gets(self) -> int:
+        return sum(n for path, n in self.hits.items() if "/blobs/" in path)
+
     def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
         if req.path.startswith("/token"):
             self._token(req)
             return
         auth = req.headers.get("Authorization", "")
-        if not (auth.startswith("Bearer ") and auth[7:] in self.tokens):
-            repo = req.path.split("/")[2] if req.path.count("/") > 3 else ""
+        if self.user is not None and not (auth.startswith("Bearer ") and auth[7:] in self.tokens):
+            parts = req.path.split("/")
+            repo = "/".join(parts[2:-2]) if len(parts) > 4 else ""
             scope = f',scope="repository:{repo}:pull"' if repo else ""
             body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'
             req.send_response(401)
@@ -359,20 +370,30 @@ class TokenProxy:
             req.end_headers()
             req.wfile.write(body)
             return
+        with self.lock:
+            self.hits[req.path] = self.hits.get(req.path, 0) + 1
         conn = http.client.HTTPConnection(self.upstream, timeout=60)
         headers = {k: v for k, v in req.headers.items() if k.lower() not in ("authorization", "host")}
         conn.request(req.command, req.path, headers=headers)
         resp = conn.getresponse()
+        body = resp.read()
+        blob = "/blobs/" in req.path and resp.status == 200
+        if blob and self.corrupt and body:
+            body = bytes([body[0] ^ 0xFF]) + body[1:]
         req.send_response(resp.status)
         for k, v in resp.getheaders():
-            if k.lower() not in ("transfer-encoding", "connection"):
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
                 req.send_header(k, v)
-        body = resp.read()
-        if resp.getheader("Content-Length") is None:
-            req.send_header("Content-Length", str(len(body)))
+        req.send_header("Content-Length", str(len(body)))
         req.end_headers()
         if req.command != "HEAD":
-            req.wfile.write(body)
+            try:
+                for i in range(0, len(body), 65536):
+                    req.wfile.write(body[i:i + 65536])
+                    if blob and self.delay:
+                        time.sleep(self.delay)
+            except OSError:
+                pass  # the client went away (a killed daemon)
         conn.close()
 
     def _token(self, req: http.server.BaseHTTPRequestHandler) -> None:

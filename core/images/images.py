@@ -37,7 +37,7 @@ from ..errors import (
     VarpodError,
 )
 from . import auth
-from .blobs import BlobStore
+from .blobs import BlobStore, check_digest
 from .layerstore import LayerStore
 from .model import (
     INDEXES,
@@ -284,6 +284,8 @@ class Images:
         """Pull ``text`` (short names resolved by registries.conf) and record it."""
         report = Reporter(progress)
         ref = parse(text)
+        if ref.digest:
+            check_digest(ref.digest, "the digest in the reference")
         conf = RegistriesConf.load()
         candidates = [ref.tagged()] if not ref.short else conf.candidates(ref)
         if auths is None:
