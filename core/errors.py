@@ -15,15 +15,26 @@ class VarpodError(Exception):
     fields: tuple[str, ...] = ()
 
     def __init__(self, message: str = "", **fields: object) -> None:
-        super().__init__(message or self.__doc__ or self.rpc_name)
+        super().__init__(_valid_text(message or self.__doc__ or self.rpc_name))
         self.message = str(self.args[0])
         for name in self.fields:
-            setattr(self, name, fields.get(name, ""))
+            value = fields.get(name, "")
+            setattr(self, name, _valid_text(value) if isinstance(value, str) else value)
 
     def parameters(self) -> dict[str, object]:
         params = {name: getattr(self, name) for name in self.fields}
         params["message"] = self.message
         return params
+
+
+def _valid_text(text: str) -> str:
+    """Text every codec can carry: names from archives and filesystems may hold undecodable
+    bytes (as surrogate escapes), which UTF-8 encoders refuse."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 class InternalError(VarpodError):

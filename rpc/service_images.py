@@ -290,4 +290,6 @@ async def _quietly(coro: Any) -> None:
         await coro
     except VarpodError:
         pass  # the client went away: nobody is left to tell
+    except Exception:
+        log.exception("could not send an error to the client")
 

@@ -90,8 +90,10 @@ def ivarpod(image_env, iclient, tmp_path):
            "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
 
     def run(*args, input: bytes | None = None, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+        kw.setdefault("stdout", subprocess.PIPE)  # or a file of the test's
+        kw.setdefault("stderr", subprocess.PIPE)
         return subprocess.run([sys.executable, "-m", "varpod.rpc.cli", *args], env=env, input=input,
-                              capture_output=True, timeout=timeout, check=False, **kw)
+                              timeout=timeout, check=False, **kw)
 
     run.env = env
     return run

@@ -447,12 +447,14 @@ def os_walk_tree(root: str) -> dict[str, dict]:
             path = os.path.join(dirpath, name)
             rel = os.path.relpath(path, root)
             s = os.lstat(path)
-            entry = {"mode": oct(s.st_mode), "uid": s.st_uid, "gid": s.st_gid, "nlink": s.st_nlink,
+            # A merged overlay directory's link count is 1 (overlayfs does not count subdirs).
+            entry = {"mode": oct(s.st_mode), "uid": s.st_uid, "gid": s.st_gid,
                      "xattrs": {k: os.getxattr(path, k, follow_symlinks=False)
                                 for k in sorted(os.listxattr(path, follow_symlinks=False))
                                 if not k.startswith("trusted.overlay.")}}
             if not st.S_ISDIR(s.st_mode):
                 entry["mtime"] = s.st_mtime_ns // 10**9
+                entry["nlink"] = s.st_nlink
             if st.S_ISLNK(s.st_mode):
                 entry["target"] = os.readlink(path)
             elif st.S_ISREG(s.st_mode):

@@ -195,6 +195,9 @@ async def load(images: Images, fd: int, progress: Sink | None = None) -> list[tu
         if not found:
             raise InvalidArchive("the archive holds no image", entry="")
         return [(await _store(images, item, report), item.names) for item in found]
+    except BaseException:
+        images.collect_unused()  # blobs and layers of a refused archive: nothing left behind
+        raise
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
@@ -411,7 +414,25 @@ def _member(t: tarfile.TarFile, name: str, size: int, source: Any) -> None:
     info.size = size
     info.mode = 0o444
     info.mtime = 0
-    t.addfile(info, source)
+    t.addfile(info, _Full(source.read))
+
+
+class _Full:
+    """``read(n)`` that returns n bytes unless the stream ends: tarfile takes a short read
+    for the end of the data, and decompressors return what one block gives."""
+
+    def __init__(self, read: Any) -> None:
+        self._read = read
+
+    def read(self, n: int) -> bytes:
+        first = self._read(n)
+        if len(first) == n or not first:
+            return first
+        parts, got = [first], len(first)
+        while got < n and (more := self._read(n - got)):
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
 
 def _bytes(t: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -519,6 +540,11 @@ async def import_tar(images: Images, fd: int, name: str = "", changes: list[str]
         rec = images.commit(rec, [target] if target else [])
         report(Progress("image", rec.id, "done", text=f"Imported image: {target or rec.id}"))
         return rec
+    except BaseException:
+        images.unpin(pins)
+        pins = []
+        images.collect_unused()  # the blob of a refused tar: nothing left behind
+        raise
     finally:
         images.unpin(pins)
 

@@ -201,9 +201,12 @@ class Registry:
             raise RegistryUnreachable(f"{what}: cannot reach the token service {params['realm']}: "
                                       f"{_reason(e)}", registry=self.host, status=0, code="") from None
         if resp.status_code in (401, 403):
-            raise Unauthorized(f"{what}: the token service refused the credentials: "
-                               f"{_message(resp) or resp.reason_phrase}", registry=self.host,
-                               status=resp.status_code, code="UNAUTHORIZED")
+            told = _message(resp) or resp.reason_phrase
+            text = (f"the token service refused the credentials: {told}" if self.credentials else
+                    f"authentication required (the token service refused anonymous access: {told}; "
+                    "varpod login, or --creds)")
+            raise Unauthorized(f"{what}: {text}", registry=self.host, status=resp.status_code,
+                               code="UNAUTHORIZED")
         if resp.status_code != 200:
             raise RegistryError(f"{what}: token service answered {resp.status_code}: {_message(resp)}",
                                 registry=self.host, status=resp.status_code, code="")
