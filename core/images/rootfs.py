@@ -138,7 +138,7 @@ class Rootfs:
         """Mount (if nothing holds it yet) and record ``holder``; returns the merged dir."""
         upper, work, merged = self.paths(cid)
         held = self.holders.setdefault(cid, set())
-        if not held and merged not in mount_points():
+        if not held and not os.path.ismount(merged):
             self.create(cid)
             self._mount(chain_ids, upper, work, merged)
         held.add(holder)
@@ -176,17 +176,17 @@ class Rootfs:
         self.holders.pop(cid, None)
         base = os.path.join(self.dir, cid)
         merged = self.merged(cid)
-        if merged in mount_points():
+        if os.path.ismount(merged):
             unmount(merged)
         if os.path.isdir(base):
-            # The mount is gone (checked): rmtree cannot reach into the layers through it.
-            if merged in mount_points():
+            # Never through a mount: rmtree must delete the container's own files only.
+            if os.path.ismount(merged):
                 raise OSError(errno.EBUSY, f"{merged} is still mounted")
             shutil.rmtree(base)
 
     def adopt(self, cid: str, holder: str = "run") -> bool:
         """After a daemon restart: record a surviving container's mount. False if not mounted."""
-        if self.merged(cid) not in mount_points():
+        if not os.path.ismount(self.merged(cid)):
             return False
         self.holders.setdefault(cid, set()).add(holder)
         return True
