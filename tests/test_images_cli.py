@@ -22,7 +22,7 @@ def test_pull_prints_progress_lines_and_the_id(image_env, iclient, ivarpod):
     assert "Getting image source signatures" in lines
     blobs = [line for line in lines if line.startswith("Copying blob ")]
     assert len(blobs) == 2 and all(line.endswith((" done", " skipped: already exists")) for line in blobs)
-    assert lines[-2:] == ["Writing manifest to image destination", "Storing signatures"]
+    assert lines[-1] == "Writing manifest to image destination"  # no signatures: nothing to store
     quiet = ivarpod("pull", "-q", image_env.ref)
     assert (quiet.stdout.decode(), quiet.stderr) == (image_env.image_id + "\n", b"")
 

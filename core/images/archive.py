@@ -36,6 +36,7 @@ from ..errors import (
     InvalidReference,
     Unsupported,
 )
+from . import policy
 from .blobs import check_digest
 from .compression import NONE, ZSTD, Decompressed, Hashing, detect
 from .images import Images, parse_time
@@ -186,8 +187,10 @@ async def load(images: Images, fd: int, progress: Sink | None = None) -> list[tu
         finally:
             f.close()
         if staged.get("index.json") is not None and staged.get("manifest.json") is None:
+            policy.check(None, "oci-archive")
             found = _oci_images(staged, images)
         elif staged.get("manifest.json") is not None:
+            policy.check(None, "docker-archive")
             found = _docker_images(staged, images)
         else:
             raise InvalidArchive("neither an oci-archive (no index.json) nor a docker-archive "
@@ -518,8 +521,9 @@ async def import_tar(images: Images, fd: int, name: str = "", changes: list[str]
         report(Progress("blob", blob, "extract", size, size))
         layer = await images.unpack_new(blob, media, f"imported tar {blob}")
         report(Progress("blob", blob, "done", size, size))
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+        now_ns = time.time_ns()
+        secs, frac = divmod(now_ns, 10**9)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
         platform = host_platform()
         config = ImageConfig(created=stamp, architecture=platform.architecture, os="linux",
                              variant=platform.variant, config=run,
@@ -535,7 +539,7 @@ async def import_tar(images: Images, fd: int, name: str = "", changes: list[str]
         digest = images.blobs.put(manifest_bytes, None, "manifest")
         rec = ImageRecord(id=config_digest[7:], digest=digest, digests=[digest], manifest_type=OCI_MANIFEST,
                           layers=[layer.chain_id], blobs=[digest, config_digest, blob], size=layer.size,
-                          created=int(now * 1e9), added=time.time_ns(),
+                          created=now_ns, added=time.time_ns(),
                           architecture=platform.architecture, os="linux")
         rec = images.commit(rec, [target] if target else [])
         report(Progress("image", rec.id, "done", text=f"Imported image: {target or rec.id}"))

@@ -36,7 +36,7 @@ from ..errors import (
     RegistryError,
     VarpodError,
 )
-from . import auth
+from . import auth, policy
 from .blobs import BlobStore, check_digest
 from .layerstore import LayerStore
 from .model import (
@@ -292,6 +292,7 @@ class Images:
             auths = auth.all_credentials()
         failures: list[tuple[Reference, VarpodError]] = []
         for cand in candidates:
+            policy.check(cand)
             report(Progress("resolve", str(cand), text=f"Trying to pull {cand}..."))
             try:
                 return await self._pull_endpoints(cand, conf, platform, tls_verify, credentials, auths,

@@ -43,7 +43,6 @@ class Display:
             self._line(f"Copying config {_short(ident)} done")
         elif kind == "manifest":
             self._line("Writing manifest to image destination")
-            self._line("Storing signatures")
         elif kind == "image" and quiet_images:
             return  # the command prints its own result
         elif event.get("text"):
