@@ -117,6 +117,19 @@ def test_bad_requests_are_named_errors_and_the_daemon_keeps_serving(image_env, i
     assert iclient.ping() == "pong"
 
 
+def test_pull_by_digest_names_the_digest(image_env, iclient):
+    iid = image_env.ensure(iclient)
+    digest = iclient.image_inspect(iid).Digest
+    by_digest = f"{image_env.host}/test/bb@{digest}"
+    assert iclient.pull(by_digest).names == sorted([image_env.ref, by_digest])
+    assert iclient.image_inspect(by_digest).Id == iid
+    assert iclient.image_inspect(iid).RepoTags == [image_env.ref]  # a digest is not a tag
+    with pytest.raises(Exception) as e:
+        iclient.pull(f"{image_env.host}/test/bb@sha256:" + "0" * 64)
+    assert e.value.rpc_name == "io.varpod.Image.RegistryError"
+    assert iclient.untag(iid, [by_digest]).removed == [by_digest]
+
+
 def test_short_names_resolve_through_registries_conf(image_env, iclient):
     image_env.ensure(iclient)
     assert iclient.pull("test/bb:v1").names == [image_env.ref]  # the search registry

@@ -95,15 +95,8 @@ class _Staged:
         raise InvalidArchive(f"too many links resolving {name!r} in the archive", entry=name)
 
     def json(self, name: str, limit: int = MANIFEST_MAX) -> Any:
-        found = self.get(name)
-        if found is None:
-            raise InvalidArchive(f"the archive has no {name}", entry=name)
-        if found[2] > limit:
-            raise InvalidArchive(f"{name} in the archive is over {limit} bytes", entry=name)
-        with open(found[0], "rb") as f:
-            data = f.read()
         try:
-            return json.loads(data)
+            return json.loads(self.read(name, limit))
         except ValueError as e:
             raise InvalidArchive(f"{name} in the archive is not JSON: {e}", entry=name) from None
 

@@ -463,7 +463,7 @@ class Images:
         else:
             gone = []
             for n in names:
-                name = str(local_name(n))
+                name = str(parse(n)) if "@" in n else str(local_name(n))
                 if name not in have:
                     raise NoSuchImage(f"{name}: tag not known on image {rec.id[:12]}", name=name)
                 gone.append(name)
@@ -478,7 +478,7 @@ class Images:
         Returns ("Untagged", name) and ("Deleted", id) steps."""
         rec = self.find(text)
         names = self.names_of(rec.id)
-        name = self._name_in(text, names)
+        name = self.name_in(text, names)
         if name is not None and len(names) > 1:
             self.store.remove_names([name])
             return [("Untagged", name)]
@@ -495,7 +495,7 @@ class Images:
         self.collect_unused()
         return [*(("Untagged", n) for n in names), ("Deleted", rec.id)]
 
-    def _name_in(self, text: str, names: list[str]) -> str | None:
+    def name_in(self, text: str, names: list[str]) -> str | None:
         """The name among ``names`` that ``text`` refers to; None when it is an ID."""
         if text.startswith("sha256:"):
             return None

@@ -84,7 +84,7 @@ class ImagePart(Part):
         if not workdir.startswith("/"):
             workdir = "/" + workdir
         names = images.names_of(rec.id)
-        image_name = images._name_in(opts.image, names) or (names[0] if names else "")
+        image_name = images.name_in(opts.image, names) or (names[0] if names else "")
         config = msgspec.structs.replace(
             config, rootfs=images.rootfs.merged(config.id), command=command, entrypoint=ep,
             env=merge_env(list(run.Env or []), list(opts.env)), workdir=workdir,
