@@ -38,10 +38,10 @@ class ImageEnv:
         self.extra: list = []  # more registries and proxies, stopped with the session
 
     def write_conf(self, search: bool = True, aliases: dict[str, str] | None = None,
-                   mode: str = "permissive", insecure: list[str] = ()) -> None:
+                   mode: str = "permissive", insecure: list[str] = (), plain_http: bool = True) -> None:
         lines = [f'unqualified-search-registries = ["{self.host}"]' if search
                  else "unqualified-search-registries = []", f'short-name-mode = "{mode}"']
-        for host in (self.host, *insecure):
+        for host in ((self.host,) if plain_http else ()) + tuple(insecure):
             lines += ["[[registry]]", f'location = "{host}"', "insecure = true"]
         lines.append("[aliases]")
         for name, target in (aliases or {"aliased": f"{self.host}/test/bb"}).items():

@@ -117,6 +117,14 @@ def test_bad_requests_are_named_errors_and_the_daemon_keeps_serving(image_env, i
     assert iclient.ping() == "pong"
 
 
+def test_plain_http_only_where_allowed(image_env, iclient):
+    image_env.write_conf(plain_http=False)  # the registry speaks HTTP; nothing says that is fine
+    with pytest.raises(RegistryError) as e:
+        iclient.pull(image_env.ref)
+    assert e.value.rpc_name == "io.varpod.Image.RegistryUnreachable" and "https" in e.value.message
+    assert iclient.pull(image_env.ref, tls_verify=False).id == image_env.image_id
+
+
 def test_pull_by_digest_names_the_digest(image_env, iclient):
     iid = image_env.ensure(iclient)
     digest = iclient.image_inspect(iid).Digest

@@ -172,8 +172,13 @@ class Registry:
                     log.debug("%s over https failed (%s); trying http", self.host, e)
                     self._scheme = "http"
                     continue
-                raise RegistryUnreachable(f"{what}: cannot reach {self.host}: {_reason(e)}",
-                                          registry=self.host, status=0, code="") from None
+                hint = ""
+                if self._scheme == "https" and not self.insecure and "SSL" in _reason(e):
+                    hint = (" (a registry without TLS needs --tls-verify=false, or insecure = true for it "
+                            "in registries.conf)")
+                raise RegistryUnreachable(f"{what}: cannot reach {self.host} over {self._scheme}: "
+                                          f"{_reason(e)}{hint}", registry=self.host, status=0,
+                                          code="") from None
             self._scheme_known = True
             return resp
 
