@@ -535,7 +535,10 @@ class Images:
         used_layers = {c for rec in self.store.images.values() for c in rec.layers}
         used_blobs = {b for rec in self.store.images.values() for b in rec.blobs}
         pinned = set(self._pins)
-        layers = [c for c in set(self.store.layers) | set(self.layers.on_disk())
+        # A directory without a record is a crash's leftover, or a transfer's layer between its
+        # rename and its record (an import's chain is known only then): only with no transfer.
+        on_disk = set(self.layers.on_disk()) if not pinned else set()
+        layers = [c for c in set(self.store.layers) | on_disk
                   if c not in used_layers and c not in pinned and f"layer:{c}" not in self._inflight]
         if layers:
             self.store.delete_layers(layers)
