@@ -220,7 +220,7 @@ class Engine:
             key = item.partition("=")[0]
             if not key or "=" not in item:
                 raise InvalidConfig(f"environment entry {item[:80]!r} is not KEY=VALUE", field="env")
-        if not opts.workdir.startswith("/"):
+        if opts.workdir and not opts.workdir.startswith("/"):
             raise InvalidConfig(f"working directory {opts.workdir!r} is not absolute", field="workdir")
         if opts.network not in NETWORK_MODES:
             raise InvalidConfig(f"network mode {opts.network!r} is not one of {', '.join(NETWORK_MODES)}",
@@ -241,7 +241,7 @@ class Engine:
             id=new_id(), name=name, rootfs=rootfs, command=list(opts.command), env=list(opts.env),
             workdir=opts.workdir or "/", user=opts.user or "0:0", hostname=opts.hostname,
             tty=opts.tty, stdin=opts.stdin, runtime=opts.runtime or self._runtimes.default,
-            restart=restart, stop_signal=parse_signal(opts.stop_signal),
+            restart=restart, stop_signal=parse_signal(opts.stop_signal or "SIGTERM"),
             stop_timeout=opts.stop_timeout, network=opts.network, read_only=opts.read_only,
             labels=dict(opts.labels), auto_remove=opts.auto_remove,
             log_size_max=opts.log_size_max, created_at=time.time_ns(), resources=resources,

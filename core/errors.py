@@ -15,15 +15,26 @@ class VarpodError(Exception):
     fields: tuple[str, ...] = ()
 
     def __init__(self, message: str = "", **fields: object) -> None:
-        super().__init__(message or self.__doc__ or self.rpc_name)
+        super().__init__(_valid_text(message or self.__doc__ or self.rpc_name))
         self.message = str(self.args[0])
         for name in self.fields:
-            setattr(self, name, fields.get(name, ""))
+            value = fields.get(name, "")
+            setattr(self, name, _valid_text(value) if isinstance(value, str) else value)
 
     def parameters(self) -> dict[str, object]:
         params = {name: getattr(self, name) for name in self.fields}
         params["message"] = self.message
         return params
+
+
+def _valid_text(text: str) -> str:
+    """Text every codec can carry: names from archives and filesystems may hold undecodable
+    bytes (as surrogate escapes), which UTF-8 encoders refuse."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text
 
 
 class InternalError(VarpodError):
@@ -256,6 +267,88 @@ class PodPartiallyFailed(VarpodError):
 
     rpc_name = "io.varpod.Pod.PodPartiallyFailed"
     fields = ("id", "errors")
+# -- images -----------------------------------------------------------------------
+
+
+class NoSuchImage(VarpodError):
+    """No local image matches the given name, ID or digest."""
+
+    rpc_name = "io.varpod.Image.NoSuchImage"
+    fields = ("name",)
+
+
+class AmbiguousImage(VarpodError):
+    """A short name or ID prefix matches more than one local image."""
+
+    rpc_name = "io.varpod.Image.AmbiguousImage"
+    fields = ("name",)
+
+
+class ImageInUse(VarpodError):
+    """Containers use the image; remove them first, or use force."""
+
+    rpc_name = "io.varpod.Image.ImageInUse"
+    fields = ("id", "containers")
+
+
+class InvalidReference(VarpodError):
+    """An image reference breaks the reference grammar."""
+
+    rpc_name = "io.varpod.Image.InvalidReference"
+    fields = ("reference",)
+
+
+class ShortNameUnresolved(InvalidReference):
+    """A short name could not be resolved to a registry (see registries.conf)."""
+
+    rpc_name = "io.varpod.Image.ShortNameUnresolved"
+
+
+class RegistryError(VarpodError):
+    """The registry refused or failed a request; ``message`` carries its own words."""
+
+    rpc_name = "io.varpod.Image.RegistryError"
+    fields = ("registry", "status", "code")
+
+
+class Unauthorized(RegistryError):
+    """The registry wants credentials, or refused the ones given."""
+
+    rpc_name = "io.varpod.Image.Unauthorized"
+
+
+class RegistryUnreachable(RegistryError):
+    """No connection to the registry (refused, TLS, timeout)."""
+
+    rpc_name = "io.varpod.Image.RegistryUnreachable"
+
+
+class NoMatchingPlatform(VarpodError):
+    """A manifest list or image index has no image for the wanted platform."""
+
+    rpc_name = "io.varpod.Image.NoMatchingPlatform"
+    fields = ("platform",)
+
+
+class DigestMismatch(VarpodError):
+    """Content does not match the digest it was announced with."""
+
+    rpc_name = "io.varpod.Image.DigestMismatch"
+    fields = ("expected", "actual")
+
+
+class InvalidArchive(VarpodError):
+    """An archive or layer is malformed, hostile or of a kind varpod does not read."""
+
+    rpc_name = "io.varpod.Image.InvalidArchive"
+    fields = ("entry",)
+
+
+class InvalidImage(VarpodError):
+    """A manifest, index or image config is malformed or inconsistent."""
+
+    rpc_name = "io.varpod.Image.InvalidImage"
+    fields = ("digest",)
 
 
 # -- varlink service errors (standard names) ----------------------------------

@@ -156,6 +156,12 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     resources: Resources = Resources()
     pod: str = ""  # the ID of the pod this container is a member (or the infra) of
     pod_infra: bool = False  # the pod's infra container, which holds its shared namespaces
+    # From an image (core/images/part.py); empty for a --rootfs container.
+    image: str = ""  # the image's ID
+    image_name: str = ""  # the name it was created from, resolved (docker.io/library/alpine:latest)
+    entrypoint: list[str] = []  # the leading part of `command` that is the entrypoint
+    exposed_ports: list[str] = []  # the image's ExposedPorts ("80/tcp"), for networks
+    volumes: list[str] = []  # the image's Volumes (paths), for filesystems
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,14 +171,15 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     command: list[str] = []
     name: str | None = None  # None: generate one; "" is an invalid name
     env: list[str] = []
-    workdir: str = "/"
-    user: str = "0:0"
+    # "" (workdir, user, stop_signal): not given; the image's, else "/", "0:0", SIGTERM.
+    workdir: str = ""
+    user: str = ""
     hostname: str = ""
     tty: bool = False
     stdin: bool = False
     runtime: str = ""
     restart_policy: str = "no"
-    stop_signal: str = "SIGTERM"
+    stop_signal: str = ""
     stop_timeout: int = 10
     network: str = "private"
     read_only: bool = False
@@ -186,6 +193,8 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     cpu_shares: int | None = None
     pod: str = ""  # a pod's name or ID to join (core/pods)
     pod_infra: bool = False  # set by core/pods for the infra container only; not on the wire
+    image: str = ""  # a name or ID of a local image to run (instead of rootfs)
+    entrypoint: list[str] | None = None  # None: the image's; [] or [""]: none
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):

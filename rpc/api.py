@@ -8,6 +8,7 @@ Results are typed Structs from ``rpc.interfaces`` (dicts for ``raw=True``).
 
 from __future__ import annotations
 
+from .api_images import ImageAPI
 from .api_pods import PodAPI
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
@@ -32,7 +33,7 @@ def _limits(memory: int | str | None, cpus: float | None, pids_limit: int | None
     return _opts(memory=memory, cpus=cpus, pids_limit=pids_limit, cpu_shares=cpu_shares)
 
 
-class API(PodAPI):
+class API(ImageAPI, PodAPI):
     def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
         raise NotImplementedError
 
@@ -68,7 +69,8 @@ class API(PodAPI):
 
     # -- containers -----------------------------------------------------------------------
 
-    def create(self, rootfs: str, command: list[str], *, name: str | None = None,
+    def create(self, rootfs: str | None = None, command: list[str] | None = None, *,
+               image: str | None = None, entrypoint: list[str] | None = None, name: str | None = None,
                env: list[str] | None = None, workdir: str | None = None,
                user: str | None = None, hostname: str | None = None, tty: bool | None = None,
                stdin: bool | None = None, runtime: str | None = None,
@@ -79,12 +81,16 @@ class API(PodAPI):
                memory: int | str | None = None, cpus: float | None = None,
                pids_limit: int | None = None, cpu_shares: int | None = None,
                pod: str | None = None) -> Any:
-        """Create a container; returns ``CreateReply(id, name)``.
+        """Create a container from a root filesystem directory or a local ``image`` (whose
+        Entrypoint, Cmd, Env, WorkingDir, User, StopSignal and Labels apply unless given
+        here); returns ``CreateReply(id, name)``.
 
         ``memory`` is bytes or a size like ``"64m"``; ``cpus`` a float (``0.5``);
         ``pod`` a pod's name or ID to join.
         """
-        spec = _opts(rootfs=rootfs, command=list(command), name=name, env=env, workdir=workdir,
+        spec = _opts(rootfs=rootfs, command=None if command is None else list(command), image=image,
+                     entrypoint=None if entrypoint is None else list(entrypoint), name=name, env=env,
+                     workdir=workdir,
                      user=user, hostname=hostname, tty=tty, stdin=stdin, runtime=runtime,
                      restart_policy=restart_policy, stop_signal=stop_signal,
                      stop_timeout=stop_timeout, network=network, read_only=read_only,

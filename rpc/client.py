@@ -257,6 +257,30 @@ class Client(_Results, API):
                                           _fd_bytes(fds))])
         return AttachStream(sub, bool(sub.upgrade_reply.get("tty")), resize)
 
+    def _fd_stream(self, method: str, params: dict[str, Any], fd: int, rtype: str,
+                   field: str | None = None, owned: bool = False):
+        """A call that hands the daemon ``fd`` after its upgrade reply, then reads replies.
+        ``owned``: the fd was opened for this call and is closed once sent."""
+        try:
+            sub = self._open_upgraded(method, params)
+            try:
+                sub._sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes((fd,)))])
+                sub._conn.resume(method)
+            except BaseException:
+                sub.close()
+                raise
+        finally:
+            if owned:
+                os.close(fd)
+        return sub._replies(rtype, field)
+
+    def _fd_call(self, method: str, params: dict[str, Any], fd: int, rtype: str,
+                 field: str | None = None, owned: bool = False) -> Any:
+        result = None
+        for result in self._fd_stream(method, params, fd, rtype, field, owned):  # noqa: B007 (the last)
+            pass
+        return result
+
     def pipeline(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         """Send every call at once, then read the replies in order (one round trip)."""
         self._send(b"".join(self._conn.send_call(m, p) for m, p in calls))
@@ -521,6 +545,50 @@ class AsyncClient(_Results, API):
             sock = sub._wire.transport.get_extra_info("socket")
             sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fds))])
         return AsyncAttachStream(sub, bool(result.get("tty")), resize)
+
+    def _fd_stream(self, method: str, params: dict[str, Any], fd: int, rtype: str,
+                   field: str | None = None, owned: bool = False):
+        return self._afd_replies(method, params, fd, rtype, field, owned)
+
+    async def _afd_replies(self, method: str, params: dict[str, Any], fd: int, rtype: str,
+                           field: str | None, owned: bool):
+        try:
+            sub, _ = await self._open_upgraded(method, params)
+        except BaseException:
+            if owned:
+                os.close(fd)
+            raise
+        try:
+            sock = sub._wire.transport.get_extra_info("socket")
+            try:
+                sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes((fd,)))])
+            finally:
+                if owned:
+                    os.close(fd)
+            sub._conn.resume(method)
+            sub._conn.receive_data(b"".join(sub._raw_data))  # what arrived meanwhile, as raw bytes
+            sub._raw_data.clear()
+            sub._raw_size = 0
+            slot = _Slot()
+            sub._slots.append(slot)
+            while (reply := sub._conn.next_reply()) is not None:
+                slot.replies.append(reply)
+            while True:
+                reply = await sub._next(slot)
+                value = sub._result(reply, rtype, field)
+                if value is not None:
+                    yield value
+                if reply.error is not None or not reply.continues:
+                    return
+        finally:
+            await sub.aclose()
+
+    async def _fd_call(self, method: str, params: dict[str, Any], fd: int, rtype: str,
+                       field: str | None = None, owned: bool = False) -> Any:
+        result = None
+        async for result in self._afd_replies(method, params, fd, rtype, field, owned):  # noqa: B007
+            pass
+        return result
 
     async def _areplies(self, method: str, params: dict[str, Any], rtype: str, field: str | None):
         # A connection of its own, as in Client._stream.

@@ -19,6 +19,8 @@ import msgspec
 
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
+from ..core.images.images import Images
+from ..core.images.part import ImagePart
 from ..core.monitor import Monitor, become_subreaper
 from ..core.parts import Parts
 from ..core.pods import Pods, PodStore
@@ -28,6 +30,7 @@ from .interfaces import system as S
 from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
+from .service_images import ImageService
 from .service_pods import PodService
 
 log = logging.getLogger("varpod.daemon")
@@ -108,6 +111,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     monitor = Monitor()
     monitor.start_reaper()
     store = Store(os.path.join(cfg.root, "varpod.db"))
+    images = Images(os.path.join(cfg.root, "images"), store.path)
     bus = EventBus(store)
     candidates = {**DEFAULT_RUNTIMES, **cfg.runtimes}
     runtimes = RuntimeRegistry(candidates, cfg.default_runtime,
@@ -120,7 +124,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
                                  log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep,
                                  exit_accounting=cfg.exit_accounting),
-                    store, runtimes, bus, monitor, parts=Parts([pods.part]))
+                    store, runtimes, bus, monitor, parts=Parts([ImagePart(images), pods.part]))
     pods.bind(engine)
     await engine.recover()
     await pods.recover()
@@ -135,6 +139,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     registry = Registry()
     service.register(registry)
     PodService(pods, engine, runtimes).register(registry)
+    ImageService(images, engine, bus).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -158,6 +163,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     finally:
         await server.close()
         await engine.shutdown()
+        await images.close()
         monitor.stop_reaper()
         pod_store.close()
         store.close()

@@ -173,6 +173,12 @@ class ClientConnection:
                 self.upgraded = True
         return Reply(method, parameters, continues and error is None, error)
 
+    def resume(self, method: str) -> None:
+        """After an upgrade whose stream carries replies again (io.varpod.Image's fd calls):
+        the next frames are ``method``'s replies."""
+        self.upgraded = False
+        self._pending.append((method, False))
+
     @property
     def pending(self) -> int:
         return len(self._pending)

@@ -447,14 +447,16 @@ class Service:
                 Dead=False, Pid=st.pid, ExitCode=st.exit_code, ExitCodeKnown=st.exit_code_known,
                 Error=st.error, StartedAt=rfc3339(st.started_at),
                 FinishedAt=rfc3339(st.finished_at), StoppedByUser=st.stopped_by_user),
-            Image="", Rootfs=cfg.rootfs, Name=cfg.name, RestartCount=st.restart_count,
-            Driver="", OCIRuntime=cfg.runtime, LogPath=self.engine.log_path(rec.id),
+            Image=cfg.image, Rootfs="" if cfg.image else cfg.rootfs, Name=cfg.name,
+            RestartCount=st.restart_count, Driver="overlay" if cfg.image else "", OCIRuntime=cfg.runtime,
+            LogPath=self.engine.log_path(rec.id),
             BundlePath=self.engine.bundle_dir(rec.id),
             Config=C.ContainerConfig(
                 Hostname=cfg.hostname or cfg.id[:12], User=cfg.user, Env=list(cfg.env),
-                Cmd=list(cfg.command), WorkingDir=cfg.workdir, Labels=dict(cfg.labels),
-                StopSignal=cfg.stop_signal, StopTimeout=cfg.stop_timeout, Tty=cfg.tty,
-                OpenStdin=cfg.stdin, CreateCommand=[]),
+                Cmd=list(cfg.command[len(cfg.entrypoint):]), WorkingDir=cfg.workdir,
+                Labels=dict(cfg.labels), StopSignal=cfg.stop_signal, StopTimeout=cfg.stop_timeout,
+                Tty=cfg.tty, OpenStdin=cfg.stdin, CreateCommand=[], Entrypoint=list(cfg.entrypoint),
+                Image=cfg.image_name),
             HostConfig=C.HostConfig(
                 RestartPolicy=C.RestartPolicy(Name=cfg.restart.name,
                                               MaximumRetryCount=cfg.restart.max_retries),
@@ -463,7 +465,7 @@ class Service:
                 Memory=res.memory, NanoCpus=res.nano_cpus,
                 CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
                 CpuShares=res.cpu_shares, PidsLimit=res.pids_limit),
-            Pod=cfg.pod, IsInfra=cfg.pod_infra)
+            Pod=cfg.pod, IsInfra=cfg.pod_infra, ImageName=cfg.image_name)
 
 
 def _exec_inspect(rec: Any) -> C.ExecSession:
@@ -486,7 +488,7 @@ def _summary(rec: ContainerRecord, now: int) -> C.ContainerSummary:
     cfg, st = rec.config, rec.state
     exited = st.state in (State.STOPPED, State.EXITED)
     return C.ContainerSummary(
-        Id=rec.id, Names=[cfg.name], Image="", Command=list(cfg.command),
+        Id=rec.id, Names=[cfg.name], Image=cfg.image_name, ImageID=cfg.image, Command=list(cfg.command),
         Created=cfg.created_at // 10**9, CreatedAt=rfc3339(cfg.created_at),
         State=st.state.value, Status=status_text(rec, now), ExitCode=st.exit_code,
         Exited=exited, ExitedAt=st.finished_at // 10**9 if st.finished_at else 0,

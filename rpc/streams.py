@@ -532,7 +532,8 @@ async def receive_fds(chan: RawChannel, count: int, timeout: float = 30.0) -> li
                 break
             except BlockingIOError:
                 ready = loop.create_future()
-                loop.add_reader(chan.fd, ready.set_result, None)
+                # The reader may fire again before this task runs: only the first one counts.
+                loop.add_reader(chan.fd, _resolve_once, ready)
                 try:
                     await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
                 except TimeoutError:
@@ -549,3 +550,8 @@ async def receive_fds(chan: RawChannel, count: int, timeout: float = 30.0) -> li
     for fd in fds:
         os.set_inheritable(fd, False)
     return fds
+
+
+def _resolve_once(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -18,6 +18,8 @@ import mkrootfs
 from varpod.core.errors import DaemonNotRunning
 from varpod.rpc.client import Client
 
+pytest_plugins = ["images_fixtures"]  # registries, test images and a daemon that knows them
+
 
 def pytest_collection_modifyitems(config, items):
     # Every behaviour is tested against real runc; there is no skipping in CI.
@@ -33,8 +35,9 @@ def rootfs(tmp_path_factory) -> str:
 class Daemon:
     """A `varpod serve` process with its own root, run root and socket."""
 
-    def __init__(self, base: Path, config: str | None = None) -> None:
+    def __init__(self, base: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
         self.base = base
+        self.env = env  # extra environment (registries.conf, auth file) on top of ours
         self.root = str(base / "root")
         self.run_root = str(base / "run")
         self.socket = str(base / "run" / "varpod.sock")
@@ -49,7 +52,8 @@ class Daemon:
         if self.config:
             cmd += ["--config", self.config]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -356,7 +356,7 @@ def _main(argv, capsys) -> tuple[object, str, str]:
     (["ps", "--bogus"], 2, "unrecognized arguments: --bogus"),
     (["stop", "-t", "x", "svc"], 2, "invalid int value: 'x'"),
     (["ps", "--format", "yaml"], 2, "invalid choice: 'yaml'"),
-    (["run", "/bin/sh"], 2, "the following arguments are required: --rootfs"),
+    (["tag", "img"], 2, "the following arguments are required: names"),
     (["logs"], 2, "the following arguments are required: name"),
     (["logs", "-n"], 2, "expected one argument"),
     (["run", *ROOTFS, "sh", "--r"], 2, "ambiguous option: --r could match"),

@@ -74,17 +74,35 @@ SUBCOMMANDS = {
     "pod exists": ("exit 0 if the pod exists, 1 if not", "pods"),
     "pod stats": ("show the resource usage of pods' containers", "pods"),
     "pod top": ("show the processes of a pod", "pods"),
+    "pull": ("pull an image from a registry", "images"),
+    "login": ("log in to a registry (credentials go to your auth file)", "images"),
+    "logout": ("forget a registry's credentials", "images"),
+    "load": ("load images from an oci-archive or docker-archive", "images"),
+    "save": ("save an image as a docker-archive or oci-archive", "images"),
+    "import": ("import a root filesystem tar as an image", "images"),
+    "images": ("list images", "images"),
+    "tag": ("give an image more names", "images"),
+    "untag": ("remove names from an image", "images"),
+    "rmi": ("remove images", "images"),
+    "image prune": ("remove images no container uses (untagged ones, or -a all)", "images"),
+    "image inspect": ("show images as podman-shaped JSON", "images"),
+    "image exists": ("exit 0 if the image is here, 1 if not", "images"),
 }
 
 
 # podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
-GROUPS: dict[str, str] = {"container": "manage containers", "pod": "manage pods"}
+GROUPS: dict[str, str] = {"container": "manage containers", "image": "manage images",
+                          "pod": "manage pods"}
 
 # More names for a command: `varpod container VERB` is each container command, ls and list ps.
 ALIASES = {f"container {verb}": name for verb, name in (
     *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m == "containers"), ("ls", "ps"), ("list", "ps"))}
 ALIASES.update({"container stats": "stats", "container top": "top", "pod ls": "pod ps",
                 "pod list": "pod ps"})
+# `varpod image VERB`, podman's names for the image commands.
+ALIASES.update({f"image {verb}": name for verb, name in (
+    ("ls", "images"), ("list", "images"), ("rm", "rmi"), ("pull", "pull"), ("tag", "tag"),
+    ("untag", "untag"), ("save", "save"), ("load", "load"), ("import", "import"))})
 SUBCOMMANDS.update({alias: SUBCOMMANDS[name] for alias, name in ALIASES.items()})
 
 
@@ -197,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
     run = command(command_name(a))[1]
-    if a.cmd == "serve":
+    if a.cmd in ("serve", "logout"):  # logout only edits the user's auth file
         return run(None, a)
     if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
         a.command = a.command[1:]

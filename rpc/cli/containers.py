@@ -21,6 +21,7 @@ from .common import (
     terminal_size,
     to_json,
 )
+from .images import ensure_image, entrypoint, image_flags
 from .pods import pod_flag
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 def _container_flags(p: Parser) -> None:
     p.add_argument("--name", help="container name (default: generated)")
-    p.add_argument("--rootfs", required=True, help="root filesystem directory to run from")
+    p.add_argument("--rootfs", help="run from this root filesystem directory (then there is no IMAGE: "
+                                    "every word after the options is the command)")
     p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="uid[:gid] or name[:group]")
@@ -52,7 +54,9 @@ def _container_flags(p: Parser) -> None:
     _limit_flags(p)
     pod_flag(p)
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
-    p.add_argument("command", nargs=REMAINDER)
+    image_flags(p)
+    p.add_argument("command", nargs=REMAINDER, help="IMAGE [COMMAND [ARG...]], or with --rootfs "
+                                                     "COMMAND [ARG...]")
 
 
 def _limit_flags(p: Parser) -> None:
@@ -138,10 +142,18 @@ def _exec_args(p: Parser) -> None:
 
 
 def _create(client: Client, a: Args) -> dict:
-    if not a.command:
-        raise SystemExit("Error: a command is required (after the options)")
+    rootfs, image, command = a.rootfs, None, a.command
+    if rootfs:
+        if not command:
+            raise SystemExit("Error: a command is required (after the options)")
+    else:
+        if not command:
+            raise SystemExit("Error: an image is required (or --rootfs DIR and a command)")
+        image, command = command[0], command[1:]
+        ensure_image(client, image, a)
     return client.create(
-        a.rootfs, a.command, name=a.name, env=a.env or None, workdir=a.workdir, user=a.user,
+        rootfs, command, image=image, entrypoint=entrypoint(a.entrypoint),
+        name=a.name, env=a.env or None, workdir=a.workdir, user=a.user,
         hostname=a.hostname, tty=a.tty or None, stdin=a.interactive or None,
         runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
         stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 
-INTERFACES = ("org.varlink.service", "io.varpod.System", "io.varpod.Container", "io.varpod.Pod")
+INTERFACES = ("org.varlink.service", "io.varpod.System", "io.varpod.Container", "io.varpod.Image",
+              "io.varpod.Pod")
 
 
 def idl(interface: str) -> str:

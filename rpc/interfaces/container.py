@@ -6,8 +6,8 @@ import msgspec
 
 
 class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
-    rootfs: str
-    command: list[str]
+    rootfs: str | None = None
+    command: list[str] | None = None
     name: str | None = None
     env: list[str] | None = None
     workdir: str | None = None
@@ -29,6 +29,8 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     pids_limit: int | None = None
     cpu_shares: int | None = None
     pod: str | None = None
+    image: str | None = None
+    entrypoint: list[str] | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -65,6 +67,8 @@ class ContainerConfig(msgspec.Struct):
     Tty: bool
     OpenStdin: bool
     CreateCommand: list[str]
+    Entrypoint: list[str] = []
+    Image: str = ""
 
 
 class HostConfig(msgspec.Struct):
@@ -99,6 +103,7 @@ class ContainerInspect(msgspec.Struct):
     HostConfig: HostConfig
     Pod: str = ""
     IsInfra: bool = False
+    ImageName: str = ""
 
 
 class ContainerSummary(msgspec.Struct):
@@ -119,6 +124,7 @@ class ContainerSummary(msgspec.Struct):
     AutoRemove: bool
     Pod: str = ""
     IsInfra: bool = False
+    ImageID: str = ""
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):

@@ -14,11 +14,13 @@ from varpod.core.errors import BY_RPC_NAME
 from varpod.rpc import interfaces
 from varpod.rpc.interfaces import INTERFACES, idl
 from varpod.rpc.interfaces import container as C
+from varpod.rpc.interfaces import image as I
 from varpod.rpc.interfaces import pod as P
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
+from varpod.rpc.service_images import ImageService
 from varpod.rpc.service_pods import PodService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
@@ -67,9 +69,21 @@ REPLIES: dict[str, type] = {
     "io.varpod.Pod.List": P.ListReply,
     "io.varpod.Pod.Stats": C.StatsReply,
     "io.varpod.Pod.Top": C.TopReply,
+    "io.varpod.Image.Pull": I.PullReply,
+    "io.varpod.Image.Login": I.Empty,
+    "io.varpod.Image.Load": I.LoadReply,
+    "io.varpod.Image.Save": I.SaveReply,
+    "io.varpod.Image.Import": I.ImportReply,
+    "io.varpod.Image.List": I.ListReply,
+    "io.varpod.Image.Inspect": I.InspectReply,
+    "io.varpod.Image.Exists": I.ExistsReply,
+    "io.varpod.Image.Tag": I.TagReply,
+    "io.varpod.Image.Untag": I.UntagReply,
+    "io.varpod.Image.Remove": I.RemoveReply,
+    "io.varpod.Image.Prune": I.PruneReply,
 }
 MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C,
-           "io.varpod.Pod": P}
+           "io.varpod.Image": I, "io.varpod.Pod": P}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -78,6 +92,7 @@ def _registry() -> tuple[Registry, Service]:
     registry = Registry()
     service.register(registry)
     PodService(pods=object(), engine=object(), runtimes=object()).register(registry)
+    ImageService(images=object(), engine=object(), bus=object()).register(registry)
     return registry, service
 
 
