@@ -60,6 +60,7 @@ log = logging.getLogger("varpod.engine")
 
 KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeout
 CONSOLE_TIMEOUT = 10.0  # seconds for the runtime to hand over a TTY's master
+CREATING_GRACE = 10.0  # seconds a restarted daemon waits for runtime creates it inherited
 QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
 
 
@@ -818,13 +819,7 @@ class Engine:
     async def recover(self) -> None:
         """Re-adopt what survived a daemon restart; settle what did not; collect leftovers."""
         self.ledger.start()
-        seen: dict[str, tuple[OCIRuntime, RuntimeState]] = {}
-        for runtime in self._runtimes.available():
-            try:
-                for cid, st in (await runtime.list()).items():
-                    seen[cid] = (runtime, st)
-            except VarpodError as e:
-                log.error("listing %s containers failed: %s", runtime.name, e)
+        seen = await self._runtime_containers()
         records = list(self._store.all())
         surviving = {cid for cid, (_, st) in seen.items() if st.status != "stopped" and alive(st.pid)}
         await self.parts.recover(records, surviving)
@@ -842,6 +837,22 @@ class Engine:
         self.ledger.forget_old()
         if self.ledger.enabled:
             self._tasks.spawn(self._rotate_ledger(), name="acct-rotate")
+
+    async def _runtime_containers(self) -> dict[str, tuple[OCIRuntime, RuntimeState]]:
+        """Every container the runtimes hold, once none is still being created: a `runc run`
+        the last daemon started before it died goes on without it, and is adopted finished."""
+        deadline = time.monotonic() + CREATING_GRACE
+        while True:
+            seen: dict[str, tuple[OCIRuntime, RuntimeState]] = {}
+            for runtime in self._runtimes.available():
+                try:
+                    for cid, st in (await runtime.list()).items():
+                        seen[cid] = (runtime, st)
+                except VarpodError as e:
+                    log.error("listing %s containers failed: %s", runtime.name, e)
+            if time.monotonic() > deadline or all(st.status != "creating" for _, st in seen.values()):
+                return seen
+            await asyncio.sleep(0.05)
 
     async def _rotate_ledger(self) -> None:
         while True:
