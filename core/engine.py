@@ -31,6 +31,7 @@ from .errors import (
 )
 from .events import EventBus
 from .exec import ExecSessions
+from .hostconfig import config_fields as host_config_fields
 from .locks import Locks
 from .logfile import LogWriter
 from .model import (
@@ -61,6 +62,7 @@ log = logging.getLogger("varpod.engine")
 KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeout
 CONSOLE_TIMEOUT = 10.0  # seconds for the runtime to hand over a TTY's master
 QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
+NONE_LOG_WINDOW = 1 << 20  # --log-driver none: output kept for attached readers, then rotated away
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,7 +203,10 @@ class Engine:
         if live.log is None:
             os.makedirs(self.data_dir(rec.id), mode=0o700, exist_ok=True)
             size_max = self.config.log_size_max if rec.config.log_size_max < 0 else rec.config.log_size_max
-            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=self.config.log_keep,
+            keep = self.config.log_keep
+            if rec.config.log_driver == "none":  # kept only for live readers: a window, not a log
+                size_max, keep = NONE_LOG_WINDOW, 1
+            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=keep,
                                  verify=self.unclean_start)
         return live.log
 
@@ -245,6 +250,7 @@ class Engine:
             stop_timeout=opts.stop_timeout, network=opts.network, read_only=opts.read_only,
             labels=dict(opts.labels), auto_remove=opts.auto_remove,
             log_size_max=opts.log_size_max, created_at=time.time_ns(), resources=resources,
+            **host_config_fields(opts),
         )
         config = await self.parts.create(opts, config)
         rec = ContainerRecord(config, ContainerState())

@@ -154,6 +154,19 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     log_size_max: int = 0
     created_at: int = 0  # ns since the epoch
     resources: Resources = Resources()
+    # What the container may do on its host (core/hostconfig.py checks and applies these).
+    cap_add: list[str] = []  # CAP_ names, or ALL
+    cap_drop: list[str] = []
+    privileged: bool = False
+    no_new_privileges: bool = False
+    ulimits: dict[str, list[int]] = {}  # RLIMIT_NAME -> [soft, hard]
+    sysctls: dict[str, str] = {}
+    devices: list[str] = []  # HOST:CONTAINER:PERMISSIONS
+    shm_size: int = 64 << 20  # bytes; 0: no limit
+    init: bool = False  # catatonit as PID 1
+    log_driver: str = "k8s-file"  # or none
+    annotations: dict[str, str] = {}
+    userns: str = ""  # "": the host's; ns:PATH joins one
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,6 +195,19 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     cpus: float | None = None
     pids_limit: int | None = None
     cpu_shares: int | None = None
+    # host settings, as podman's run flags (core/hostconfig.py)
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    privileged: bool = False
+    no_new_privileges: bool = False
+    ulimits: list[str] = []  # NAME=SOFT[:HARD]
+    sysctls: dict[str, str] = {}
+    devices: list[str] = []  # HOST[:CONTAINER][:PERMISSIONS]
+    shm_size: int | None = None  # bytes; None: 64 MiB, 0: no limit
+    init: bool = False
+    log_driver: str = "k8s-file"
+    annotations: dict[str, str] = {}
+    userns: str = ""
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):
