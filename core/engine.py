@@ -62,6 +62,7 @@ log = logging.getLogger("varpod.engine")
 KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeout
 CONSOLE_TIMEOUT = 10.0  # seconds for the runtime to hand over a TTY's master
 QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
+AUTO_REMOVED_KEPT = 256  # exit states of --rm containers kept for the sessions that report them
 NONE_LOG_WINDOW = 1 << 20  # --log-driver none: output kept for attached readers, then rotated away
 
 
@@ -129,6 +130,8 @@ class Engine:
         if not self.unclean_start:
             os.unlink(self._clean_marker)
         self.ledger = ExitLedger(os.path.join(config.run_root, "acct"), config.exit_accounting)
+        # The last states of containers removed on exit (--rm), newest last.
+        self._auto_removed: dict[str, ContainerState] = {}
 
     # -- paths --------------------------------------------------------------------
 
@@ -428,6 +431,9 @@ class Engine:
                 live.restart_task = self._tasks.spawn(self._restart_later(cid, delay),
                                                       name=f"restart-{cid[:12]}")
         if rec.config.auto_remove and not restart:
+            self._auto_removed[cid] = rec.state  # attach sessions ending now still report it
+            while len(self._auto_removed) > AUTO_REMOVED_KEPT:
+                del self._auto_removed[next(iter(self._auto_removed))]
             try:
                 await self.remove(cid)
             except NoSuchContainer:
@@ -675,7 +681,7 @@ class Engine:
         try:
             return self._store.get(cid).state
         except NoSuchContainer:
-            return None
+            return self._auto_removed.get(cid)
 
     # -- wait ---------------------------------------------------------------------------------
 

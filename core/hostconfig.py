@@ -42,6 +42,7 @@ INIT_PATHS = ("/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/libex
 # Inside the container's own /dev tmpfs, so a --rootfs directory is never written to
 # (podman mounts it at /run/podman-init, which creates that file in the rootfs).
 INIT_DEST = "/dev/init"
+TTY_GID = 5  # the tty group devpts gives terminals
 
 
 def config_fields(opts: CreateOptions) -> dict:
@@ -270,6 +271,7 @@ def check_userns(mode: str) -> str:
         if not path.startswith("/") or not os.path.exists(path):
             raise InvalidConfig(f"--userns {mode!r}: {path!r} is not a user namespace path",
                                 field="userns")
+        userns_mappings(path)
         return mode
     name = mode.partition(":")[0]
     if name in ("keep-id", "nomap"):
@@ -281,6 +283,27 @@ def check_userns(mode: str) -> str:
         why = "it is not one of podman's modes"
     raise InvalidConfig(f"--userns {mode!r} is not supported by varpod: {why}; use host "
                         "(the default) or ns:PATH", field="userns")
+
+
+def userns_mappings(path: str) -> tuple[list[dict], list[dict]]:
+    """The ID mappings of the user namespace at /proc/PID/ns/user (runc 1.1 wants them stated
+    even when it joins a namespace, and reads them from nowhere else)."""
+    head, _, tail = path.rpartition("/ns/")
+    if tail != "user" or not head.startswith("/proc/"):
+        raise InvalidConfig(f"--userns ns:{path}: varpod joins user namespaces given as "
+                            "/proc/PID/ns/user (runc needs the process's ID mappings)",
+                            field="userns")
+    maps = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(os.path.join(head, name)) as f:
+                rows = [line.split() for line in f if line.strip()]
+        except OSError as e:
+            raise InvalidConfig(f"--userns ns:{path}: cannot read its {name}: {e.strerror}",
+                                field="userns") from None
+        maps.append([{"containerID": int(r[0]), "hostID": int(r[1]), "size": int(r[2])}
+                     for r in rows])
+    return maps[0], maps[1]
 
 
 def init_path() -> str:
@@ -323,7 +346,14 @@ def apply(config: ContainerConfig, spec: dict) -> dict:
     if config.annotations:
         spec["annotations"] = {**config.annotations, **spec["annotations"]}
     if config.userns:
-        linux["namespaces"].append({"type": "user", "path": config.userns[3:]})
+        path = config.userns[3:]
+        linux["namespaces"].append({"type": "user", "path": path})
+        linux["uidMappings"], linux["gidMappings"] = userns_mappings(path)
+        if not any(m["containerID"] <= TTY_GID < m["containerID"] + m["size"]
+                   for m in linux["gidMappings"]):
+            for m in spec["mounts"]:  # the kernel refuses a devpts gid the namespace lacks
+                if m["destination"] == "/dev/pts":
+                    m["options"] = [o for o in m["options"] if o != f"gid={TTY_GID}"]
     return spec
 
 
