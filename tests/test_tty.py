@@ -132,7 +132,11 @@ def test_interactive_tty_session(terminals, client, rootfs):
     t2.type(b"exit 3\r")
     assert t2.wait() == 3
     assert termios.tcgetattr(t2.slave) == t2.saved
-    assert client.inspect("tty1").State.ExitCode == 3
+    # --rm is the daemon's, as podman's: the container is removed once it exits, detached or not
+    deadline = time.monotonic() + 10
+    while any(c.Names == ["tty1"] for c in client.list(all=True)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(c.Names == ["tty1"] for c in client.list(all=True))
 
 
 def test_exec_with_a_tty(terminals, client, rootfs):
