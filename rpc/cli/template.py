@@ -365,7 +365,7 @@ class _Lexer:
                 self.tokens.append(_Token(kind, word, i))
                 i = j
             else:
-                raise self.error(i, f"unexpected {c!r} in command")
+                raise self.error(i, f"bad character U+{ord(c):04X} {c!r}")
 
     def _field_end(self, i: int) -> int:
         """The end of a field chain ``.A.B.C`` from the dot at i (i + 1 for a lone dot)."""
