@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 VARPOD  := $(VENV)/bin/varpod
 ROOTFS  ?= rootfs
 SOCKET  ?= /run/varpod/varpod.sock
-APT_PKGS := runc busybox-static python3-venv iproute2
+APT_PKGS := runc busybox-static python3-venv iproute2 catatonit
 
 .PHONY: deps setup dev demo test lint bench stop-daemon clean
 
