@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 from ...core.errors import VarpodError
-from .common import EXIT_ERROR, CLIError, error, is_json, out, to_json
+from .common import CALLS, EXIT_ERROR, CLIError, call_all, error, is_json, out, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def inspect_objects(client: Client, names: list[str], kind: str, fmt: str | None
     results: dict[int, tuple[str, Any]] = {}  # name's index -> (type, object), or ("", message)
     pending = list(range(len(names)))
     for k, make in _methods(kind):
-        replies = client.concurrently([make(names[i]) for i in pending])
+        replies = call_all(client, [make(names[i]) for i in pending])
         missing = []
         for i, reply in zip(pending, replies, strict=True):
             if not isinstance(reply, VarpodError):
@@ -92,8 +92,6 @@ def inspect_objects(client: Client, names: list[str], kind: str, fmt: str | None
 
 def _methods(kind: str) -> list[tuple[str, Any]]:
     """(type, name -> (method, parameters)) for each type to try."""
-    from .lifecycle import CALLS
-
     kinds = list(INSPECTORS) if kind == "all" else [kind]
     found: list[tuple[str, Any]] = []
     for k in kinds:
@@ -113,9 +111,7 @@ def _unwrap(reply: dict) -> Any:
 
 
 def _add_sizes(client: Client, ctrs: list[dict]) -> None:
-    from .lifecycle import CALLS
-
-    replies = client.concurrently([CALLS.disk_usage(c["Id"]) for c in ctrs])
+    replies = call_all(client, [CALLS.disk_usage(c["Id"]) for c in ctrs])
     for c, reply in zip(ctrs, replies, strict=True):
         if not isinstance(reply, VarpodError):
             c["SizeRw"], c["SizeRootFs"] = reply["rw"], reply["rootfs"]

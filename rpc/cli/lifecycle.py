@@ -14,8 +14,7 @@ from __future__ import annotations
 import sys
 
 from ...core.errors import ContainerStopped, InvalidState, NoSuchContainer, VarpodError
-from ..api import API
-from .common import EXIT_ERROR, CLIError, error, out
+from .common import CALLS, EXIT_ERROR, CLIError, call_all, error, out
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -23,16 +22,6 @@ if TYPE_CHECKING:
 
     from ..client import Client
     from . import Args, Parser
-
-
-class _Calls(API):
-    """The API's methods, giving back (method, parameters) instead of calling."""
-
-    def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
-        return method, params
-
-
-CALLS = _Calls()
 
 
 # -- declarations ----------------------------------------------------------------------------
@@ -180,7 +169,7 @@ def run_all(client: Client, found: list[Target], call: Any, *, ok: Any = None,
     """Each target's call side by side; its label printed on success (in order), its error
     on stderr. ``ok(error)`` says which errors are success after all (the goal was already
     reached), ``quiet(error)`` which of those print nothing. Returns the errors."""
-    replies = client.concurrently([call(t.ref) for t in found])
+    replies = call_all(client, [call(t.ref) for t in found])
     errors: list[VarpodError] = []
     for t, reply in zip(found, replies, strict=True):
         if isinstance(reply, VarpodError):
@@ -292,7 +281,7 @@ def cmd_wait(client: Client, a: Args) -> int:
 
         parse_duration(a.interval, "--interval")
     found = targets(client, a)
-    replies = client.concurrently([CALLS.wait(t.ref, a.condition or None) for t in found])
+    replies = call_all(client, [CALLS.wait(t.ref, a.condition or None) for t in found])
     rc = 0
     for reply in replies:
         if isinstance(reply, VarpodError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .common import CLIError, human_duration, human_size, out, render
+from .common import CALLS, CLIError, call_all, human_duration, human_size, out, render
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -54,9 +54,7 @@ def cmd_ps(client: Client, a: Args) -> int:
         every = every or wants_all(a.filter)
     ctrs = client.list(all=every)
     if a.sync and ctrs:
-        from .lifecycle import CALLS
-
-        client.concurrently([CALLS.sync(c["Id"]) for c in ctrs])
+        call_all(client, [CALLS.sync(c["Id"]) for c in ctrs])
         ctrs = client.list(all=every)
     if a.filter:
         from .filters import matching
@@ -100,9 +98,7 @@ def sort(ctrs: list[dict], by: str) -> list[dict]:
 
 def add_sizes(client: Client, ctrs: list[dict]) -> None:
     """Each container's disk use (podman's Size: rw and rootfs bytes), asked side by side."""
-    from .lifecycle import CALLS
-
-    replies = client.concurrently([CALLS.disk_usage(c["Id"]) for c in ctrs])
+    replies = call_all(client, [CALLS.disk_usage(c["Id"]) for c in ctrs])
     for c, reply in zip(ctrs, replies, strict=True):
         if isinstance(reply, Exception):
             c["Size"] = None
