@@ -58,7 +58,7 @@ class _Action:
                  required: bool = False) -> None:
         self.strings = strings
         self.dest = dest
-        self.kind = kind  # "store", "store_true", "append", "help", "version" or "commands"
+        self.kind = kind  # "store", "store_true", "append", "help", "version", "declined", "commands"
         self.nargs = nargs
         self.type = type
         self.choices = choices
@@ -101,6 +101,13 @@ class Recorder:
             self._positional(strings, kind, kw)
         else:
             self._option(strings, kind, kw)
+
+    def add_declined(self, *strings: str) -> None:
+        """Options argparse has (declared there in full) that are left to it: any use of one
+        declines, and their names count when an abbreviation is judged ambiguous."""
+        action = _Action(strings, SUPPRESS, "declined", default=SUPPRESS)
+        for s in strings:
+            self.options[s] = action
 
     def add_commands(self, dest: str, recorder_for: Callable[[str], Recorder | None]) -> None:
         """A required command word (argparse's add_subparsers); recorder_for(word) is its parser."""
@@ -305,7 +312,7 @@ class _Walk:
         if action.nargs not in (PARSER, REMAINDER) and "--" in words:
             words = list(words)
             words.remove("--")  # argparse drops the first "--" from such values
-        if action.kind in ("help", "version"):
+        if action.kind in ("help", "version", "declined"):
             raise Decline(action.kind)
         if action.kind == "store_true":
             self.ns[action.dest] = True

@@ -158,8 +158,7 @@ COMMON = [
     ["run", "--log-driver", "none", "--annotation", "a=b", "--replace", "--name", "x", "--userns",
      "host", "--label-file", "l.txt", *ROOTFS, "true"],
     ["run", "--sig-proxy=false", *ROOTFS, "sleep", "9"], ["attach", "--sig-proxy", "false", "svc"],
-    ["attach", "-l"], ["run", "--cpuset-cpus", "0", *ROOTFS, "sh"],
-    ["run", "--oom-kill-disable", *ROOTFS, "sh"],
+    ["attach", "-l"],
 ]
 
 
@@ -220,6 +219,11 @@ CORNERS = [
     ["events", "--stream", "maybe"], ["events", "--format=json", "--stream=false"], ["events", "x"],
     ["info", "--format", "yaml"], ["serve", "--log-level"], ["serve", "--run", "/r"],
     ["attach", "--no-stdin"], ["attach", "-", "--no-stdin"],
+    ["run", "--cpuset-cpus", "0", *ROOTFS, "sh"], ["run", "--oom-kill-disable", *ROOTFS, "sh"],
+    ["run", "--cpuset", "0", *ROOTFS, "sh"], ["run", "--pid", "host", *ROOTFS, "sh"],
+    ["create", "--memory-s", "1g", *ROOTFS, "sh"], ["run", "--log-o", "x", *ROOTFS, "sh"],
+    ["run", *ROOTFS, "sh", "--rea"], ["run", "--rea", *ROOTFS, "sh"],
+    ["run", "--read-only-t", "x", *ROOTFS, "sh"],
     ["ps", "--socket"], ["ps", "--socket=/x", "--socket", "/y"], ["ps", "--soc", "/x"],
     ["--socket", "/s", "--", "ps"], ["--socket=/s", "-h"], ["--socket", "/s", "nope"],
 ]
@@ -304,7 +308,7 @@ def well_formed(draw) -> list[str]:
     words: list[str] = []
     plain = st.text("abcxyz019/=.:_", min_size=1, max_size=6)
     for strings, action in draw(st.permutations(_options(command))):
-        if action.kind == "help" or not (action.required or draw(st.booleans())):
+        if action.kind in ("help", "declined") or not (action.required or draw(st.booleans())):
             continue
         string = draw(st.sampled_from(strings))
         if not action.takes_value:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from . import Parser
 
 # podman's run/create flags that varpod does not implement: flag -> whether it takes a value.
-# They are declared (hidden from --help) so that using one is a clear error naming it,
+# argparse knows them (hidden from --help) so that using one is a clear error naming it,
 # instead of a parse error, or its value being read as the command.
 UNSUPPORTED = {
     "--arch": True, "--attach": True, "--authfile": True, "--blkio-weight": True,
@@ -69,14 +69,20 @@ def declare(p: Parser) -> None:
     p.add_argument("--annotation", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--replace", action="store_true", help="remove a container of the same --name first")
     p.add_argument("--userns", metavar="MODE", help="host (default) or ns:PATH")
-    # argparse hides a flag whose help *is* its SUPPRESS object (loaded when p is its parser).
+    # Only argparse has the refused ones in full: fastargs just declines them (so argparse
+    # reads such an argv, and the run stops with the error), and every other run pays
+    # nothing for sixty more declarations. Their names still make abbreviations ambiguous.
     argparse = sys.modules.get("argparse")
-    hidden = argparse.SUPPRESS if argparse is not None else "==SUPPRESS=="
+    if argparse is None or not isinstance(p, argparse.ArgumentParser):
+        p.add_declined(*UNSUPPORTED)  # a fastargs.Recorder
+        return
     for flag, takes_value in UNSUPPORTED.items():
         if takes_value:
-            p.add_argument(flag, help=hidden)
+            # hidden from --help, and no attribute unless given (as fastargs has none)
+            p.add_argument(flag, help=argparse.SUPPRESS, default=argparse.SUPPRESS)
         else:
-            p.add_argument(flag, action="store_true", help=hidden)
+            p.add_argument(flag, action="store_true", help=argparse.SUPPRESS,
+                           default=argparse.SUPPRESS)
 
 
 def refuse_unsupported(a: object) -> None:
