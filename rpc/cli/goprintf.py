@@ -8,7 +8,8 @@ and ``*`` widths are refused; a verb used on the wrong type prints as Go prints 
 
 from __future__ import annotations
 
-from .template import GoMap, _FuncError, fmt_v, go_float, kind
+from .gofuncs import FuncError
+from .govalues import GoMap, fmt_v, go_float, kind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,14 +48,14 @@ def sprintf(fmt: str, args: tuple[Any, ...]) -> str:
             spec.zero |= c == "0"
             i += 1
         if i < n and fmt[i] in "[*":
-            raise _FuncError("printf: argument indexes and '*' widths are not supported by varpod")
+            raise FuncError("printf: argument indexes and '*' widths are not supported by varpod")
         i, spec.width = _digits(fmt, i)
         if i < n and fmt[i] == ".":
             i, spec.precision = _digits(fmt, i + 1)
             if spec.precision is None:
                 spec.precision = 0
             if i < n and fmt[i] in "[*":
-                raise _FuncError("printf: argument indexes and '*' precisions are not supported "
+                raise FuncError("printf: argument indexes and '*' precisions are not supported "
                                  "by varpod")
         if i >= n:
             out.append("%!(NOVERB)")
@@ -96,7 +97,7 @@ def _one(spec: _Spec, value: Any) -> str:
                                             for k in sorted(value)) + "]")
     if v == "v":
         if spec.sharp:
-            raise _FuncError("printf: %#v (Go syntax) is not supported by varpod")
+            raise FuncError("printf: %#v (Go syntax) is not supported by varpod")
         if isinstance(value, float):
             return _number(spec, go_float(value))
         if isinstance(value, int) and not isinstance(value, bool):
