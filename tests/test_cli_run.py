@@ -161,3 +161,11 @@ def test_attach_without_sig_proxy_leaves_on_ctrl_c(daemon, client, rootfs):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=20) == 130
     assert client.inspect("nosig").State.Status == "running"
+
+
+def test_exec_takes_the_clients_environment_too(varpod, client, rootfs):
+    c = client.create(rootfs, ["/bin/sleep", "1000"], name="exenv")
+    client.start(c.id)
+    r = varpod("exec", "-e", "FROM_CLIENT", "-e", "SET=1", "exenv", "/bin/sh", "-c", "echo $FROM_CLIENT$SET",
+               env_extra={"FROM_CLIENT": "fc"})
+    assert out(r) == "fc1\n"

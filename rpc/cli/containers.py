@@ -104,7 +104,8 @@ def _exec_args(p: Parser) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="KEY alone takes this client's value")
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
     p.add_argument("--privileged", action="store_true", help="all capabilities")
@@ -402,7 +403,10 @@ def cmd_exec(client: Client, a: Args) -> int:
     if a.detach and a.preserve_fds:
         error("--preserve-fds needs an attached exec (the fds travel over its stream); drop -d")
         return EXIT_ERROR
-    sid = client.exec_create(a.name, a.command, env=a.env or None, workdir=a.workdir, user=a.user,
+    from .runflags import environment
+
+    env = environment(False, [], a.env)  # -e VAR takes this client's value, as for run
+    sid = client.exec_create(a.name, a.command, env=env or None, workdir=a.workdir, user=a.user,
                              tty=a.tty, stdin=a.interactive, privileged=a.privileged,
                              cap_add=a.cap_add or None, detach_keys=a.detach_keys,
                              preserve_fds=a.preserve_fds)
