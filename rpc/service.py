@@ -24,6 +24,7 @@ from ..core.errors import (
 from ..core.logread import Position, Selection, start_position
 from ..core.model import CPU_PERIOD_US, ContainerRecord
 from ..core.states import Action, State
+from ..core.units import human_duration
 from .interfaces import INTERFACES, idl
 from .interfaces import container as C
 from .interfaces import service as V
@@ -51,14 +52,7 @@ def rfc3339(ns: int) -> str:
 
 
 def _ago(ns: int, now: int) -> str:
-    secs = max(0, (now - ns) // 10**9)
-    if secs < 1:
-        return "Less than a second"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= size:
-            n = secs // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{secs} second{'s' if secs != 1 else ''}"
+    return human_duration(max(0, now - ns) / 1e9)
 
 
 def status_text(rec: ContainerRecord, now: int) -> str:

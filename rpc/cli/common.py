@@ -128,15 +128,6 @@ def go_time_text(ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", t) + nanos + f" {sign}{hh:02d}{mm:02d} {zone}"
 
 
-def ago(seconds: float) -> str:
-    s = int(max(0, seconds))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if s >= size:
-            n = s // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "Less than a second ago" if s < 1 else f"{s} second{'s' if s != 1 else ''} ago"
-
-
 def to_json(value: Any) -> str:
     import json
 
@@ -187,34 +178,6 @@ def error(message: str) -> None:
 
 
 # -- podman's human forms (docker/go-units) ----------------------------------------------------
-
-
-def human_duration(seconds: float) -> str:
-    """go-units' HumanDuration, which podman's CREATED column uses (plus " ago")."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
 
 
 def human_size(size: float) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from .common import CALLS, CLIError, call_all, human_duration, human_size, out, render
+from ...core.units import human_duration
+from .common import CALLS, CLIError, call_all, human_size, out, render
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
