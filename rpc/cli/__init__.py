@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     run = command(command_name(a))[1]
     log = None
-    if a.log_level in ("trace", "debug", "info"):
+    if a.log_level in ("trace", "debug", "info") and a.cmd != "serve":  # serve: the daemon's level
         from .clilog import Log
 
         log = Log(a.log_level)
