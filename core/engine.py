@@ -31,6 +31,7 @@ from .errors import (
 )
 from .events import EventBus
 from .exec import ExecSessions
+from .hostconfig import config_fields as host_config_fields
 from .locks import Locks
 from .logfile import LogWriter
 from .model import (
@@ -62,6 +63,8 @@ KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeo
 CONSOLE_TIMEOUT = 10.0  # seconds for the runtime to hand over a TTY's master
 CREATING_GRACE = 10.0  # seconds a restarted daemon waits for runtime creates it inherited
 QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
+AUTO_REMOVED_KEPT = 256  # exit states of --rm containers kept for the sessions that report them
+NONE_LOG_WINDOW = 1 << 20  # --log-driver none: output kept for attached readers, then rotated away
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,6 +131,8 @@ class Engine:
         if not self.unclean_start:
             os.unlink(self._clean_marker)
         self.ledger = ExitLedger(os.path.join(config.run_root, "acct"), config.exit_accounting)
+        # The last states of containers removed on exit (--rm), newest last.
+        self._auto_removed: dict[str, ContainerState] = {}
 
     # -- paths --------------------------------------------------------------------
 
@@ -202,7 +207,10 @@ class Engine:
         if live.log is None:
             os.makedirs(self.data_dir(rec.id), mode=0o700, exist_ok=True)
             size_max = self.config.log_size_max if rec.config.log_size_max < 0 else rec.config.log_size_max
-            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=self.config.log_keep,
+            keep = self.config.log_keep
+            if rec.config.log_driver == "none":  # kept only for live readers: a window, not a log
+                size_max, keep = NONE_LOG_WINDOW, 1
+            live.log = LogWriter(self.log_path(rec.id), size_max=size_max, keep=keep,
                                  verify=self.unclean_start)
         return live.log
 
@@ -246,6 +254,7 @@ class Engine:
             stop_timeout=opts.stop_timeout, network=opts.network, read_only=opts.read_only,
             labels=dict(opts.labels), auto_remove=opts.auto_remove,
             log_size_max=opts.log_size_max, created_at=time.time_ns(), resources=resources,
+            **host_config_fields(opts),
         )
         config = await self.parts.create(opts, config)
         rec = ContainerRecord(config, ContainerState())
@@ -423,6 +432,9 @@ class Engine:
                 live.restart_task = self._tasks.spawn(self._restart_later(cid, delay),
                                                       name=f"restart-{cid[:12]}")
         if rec.config.auto_remove and not restart:
+            self._auto_removed[cid] = rec.state  # attach sessions ending now still report it
+            while len(self._auto_removed) > AUTO_REMOVED_KEPT:
+                del self._auto_removed[next(iter(self._auto_removed))]
             try:
                 await self.remove(cid)
             except NoSuchContainer:
@@ -673,7 +685,7 @@ class Engine:
         try:
             return self._store.get(cid).state
         except NoSuchContainer:
-            return None
+            return self._auto_removed.get(cid)
 
     # -- wait ---------------------------------------------------------------------------------
 

@@ -162,6 +162,19 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     entrypoint: list[str] = []  # the leading part of `command` that is the entrypoint
     exposed_ports: list[str] = []  # the image's ExposedPorts ("80/tcp"), for networks
     volumes: list[str] = []  # the image's Volumes (paths), for filesystems
+    # What the container may do on its host (core/hostconfig.py checks and applies these).
+    cap_add: list[str] = []  # CAP_ names, or ALL
+    cap_drop: list[str] = []
+    privileged: bool = False
+    no_new_privileges: bool = False
+    ulimits: dict[str, list[int]] = {}  # RLIMIT_NAME -> [soft, hard]
+    sysctls: dict[str, str] = {}
+    devices: list[str] = []  # HOST:CONTAINER:PERMISSIONS
+    shm_size: int = 64 << 20  # bytes; 0: no limit
+    init: bool = False  # catatonit as PID 1
+    log_driver: str = "k8s-file"  # or none
+    annotations: dict[str, str] = {}
+    userns: str = ""  # "": the host's; ns:PATH joins one
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -195,6 +208,19 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     pod_infra: bool = False  # set by core/pods for the infra container only; not on the wire
     image: str = ""  # a name or ID of a local image to run (instead of rootfs)
     entrypoint: list[str] | None = None  # None: the image's; [] or [""]: none
+    # host settings, as podman's run flags (core/hostconfig.py)
+    cap_add: list[str] = []
+    cap_drop: list[str] = []
+    privileged: bool = False
+    no_new_privileges: bool = False
+    ulimits: list[str] = []  # NAME=SOFT[:HARD]
+    sysctls: dict[str, str] = {}
+    devices: list[str] = []  # HOST[:CONTAINER][:PERMISSIONS]
+    shm_size: int | None = None  # bytes; None: 64 MiB, 0: no limit
+    init: bool = False
+    log_driver: str = "k8s-file"
+    annotations: dict[str, str] = {}
+    userns: str = ""
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):

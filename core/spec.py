@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 
+from . import hostconfig
 from .errors import InvalidConfig
 from .model import CPU_PERIOD_US, ContainerConfig, Resources
 from .paths import read_in_root
@@ -186,7 +187,6 @@ def exec_process(config: ContainerConfig, *, command: list[str], env: list[str],
                  tty_size: tuple[int, int] = (0, 0)) -> dict:
     """The OCI process of an exec session: the container's settings unless overridden."""
     uid, gid, extra_gids = resolve_user(config.rootfs, user or config.user)
-    caps = capabilities(privileged, cap_add)
     user_spec: dict = {"uid": uid, "gid": gid}
     if extra_gids:
         user_spec["additionalGids"] = extra_gids
@@ -199,12 +199,10 @@ def exec_process(config: ContainerConfig, *, command: list[str], env: list[str],
         "args": list(command),
         "env": environ,
         "cwd": workdir or config.workdir or "/",
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits(),
-        "noNewPrivileges": False,
     }
     _console_size(process, tty, tty_size)
-    return process
+    return hostconfig.apply_exec(config, process, privileged, cap_add)
 
 
 def _console_size(process: dict, tty: bool, size: tuple[int, int]) -> None:
@@ -280,4 +278,4 @@ def oci_config(config: ContainerConfig, bundle: str, tty_size: tuple[int, int] =
         },
     }
     _console_size(spec["process"], config.tty, tty_size)
-    return spec
+    return hostconfig.apply(config, spec)

@@ -8,6 +8,8 @@ Results are typed Structs from ``rpc.interfaces`` (dicts for ``raw=True``).
 
 from __future__ import annotations
 
+import os
+
 from .api_images import ImageAPI
 from .api_pods import PodAPI
 
@@ -80,14 +82,20 @@ class API(ImageAPI, PodAPI):
                auto_remove: bool | None = None, log_size_max: int | None = None,
                memory: int | str | None = None, cpus: float | None = None,
                pids_limit: int | None = None, cpu_shares: int | None = None,
-               pod: str | None = None) -> Any:
+               pod: str | None = None, **host: Any) -> Any:
         """Create a container from a root filesystem directory or a local ``image`` (whose
         Entrypoint, Cmd, Env, WorkingDir, User, StopSignal and Labels apply unless given
         here); returns ``CreateReply(id, name)``.
 
-        ``memory`` is bytes or a size like ``"64m"``; ``cpus`` a float (``0.5``);
-        ``pod`` a pod's name or ID to join.
+        ``rootfs`` is a directory; a relative one is taken from this process's working
+        directory. ``memory`` is bytes or a size like ``"64m"``; ``cpus`` a float (``0.5``);
+        ``pod`` a pod's name or ID to join. ``host`` takes the CreateSpec's host settings as
+        keywords: ``cap_add``, ``cap_drop``, ``privileged``, ``no_new_privileges``, ``ulimits``,
+        ``sysctls``, ``devices``, ``shm_size``, ``init``, ``log_driver``, ``annotations``,
+        ``userns`` (see the IDL).
         """
+        # A relative path is this client's, not the daemon's (whose working directory differs).
+        rootfs = os.path.abspath(rootfs) if rootfs else rootfs
         spec = _opts(rootfs=rootfs, command=None if command is None else list(command), image=image,
                      entrypoint=None if entrypoint is None else list(entrypoint), name=name, env=env,
                      workdir=workdir,
@@ -95,7 +103,7 @@ class API(ImageAPI, PodAPI):
                      restart_policy=restart_policy, stop_signal=stop_signal,
                      stop_timeout=stop_timeout, network=network, read_only=read_only,
                      labels=labels, auto_remove=auto_remove, log_size_max=log_size_max,
-                     pod=pod, **_limits(memory, cpus, pids_limit, cpu_shares))
+                     pod=pod, **_limits(memory, cpus, pids_limit, cpu_shares), **_opts(**host))
         return self._call(CONTAINER + "Create", {"spec": spec}, "container.CreateReply")
 
     def init(self, name: str) -> Any:
@@ -133,6 +141,13 @@ class API(ImageAPI, PodAPI):
         """Block until stopped/exited (or ``conditions``); returns ``WaitReply``."""
         return self._call(CONTAINER + "Wait", _opts(name=name, conditions=conditions),
                           "container.WaitReply")
+
+    def wait_stream(self, name: str, conditions: list[str] | None = None) -> Any:
+        """Wait as a stream of its own: a first reply once the wait is registered (empty
+        ``state``), then the one ``wait()`` returns. Register, then start: no exit is missed,
+        and the exit code arrives even if the container is removed (``--rm``) meanwhile."""
+        return self._stream(CONTAINER + "Wait", _opts(name=name, conditions=conditions),
+                            "container.WaitReply")
 
     def remove(self, name: str, *, force: bool = False, timeout: int | None = None) -> Any:
         return self._call(CONTAINER + "Remove", _opts(name=name, force=force or None,
@@ -231,6 +246,10 @@ class API(ImageAPI, PodAPI):
         return self._call(CONTAINER + "Restore",
                           _opts(name=name, keep=keep or None, tcp_established=tcp_established or None),
                           "container.IdReply", "id")
+
+    def disk_usage(self, name: str) -> Any:
+        """Bytes of the container's files: ``rw`` (writable) and ``rootfs`` (read-only below)."""
+        return self._call(CONTAINER + "DiskUsage", {"name": name}, "container.DiskUsageReply")
 
     def sync(self, name: str) -> Any:
         return self._call(CONTAINER + "Sync", {"name": name}, "container.StateReply")

@@ -58,7 +58,7 @@ class _Action:
                  required: bool = False) -> None:
         self.strings = strings
         self.dest = dest
-        self.kind = kind  # "store", "store_true", "append", "help" or "commands"
+        self.kind = kind  # "store", "store_true", "append", "help", "version", "declined", "commands"
         self.nargs = nargs
         self.type = type
         self.choices = choices
@@ -79,9 +79,10 @@ class Recorder:
     argv that reaches this parser.
     """
 
-    _ACTIONS = {None: "store", "store": "store", "store_true": "store_true", "append": "append"}
+    _ACTIONS = {None: "store", "store": "store", "store_true": "store_true", "append": "append",
+                "version": "version"}
     _KEYWORDS = frozenset(("action", "nargs", "type", "choices", "default", "required", "dest",
-                           "help", "metavar"))
+                           "help", "metavar", "version"))
 
     def __init__(self, add_help: bool = True) -> None:
         self.actions: list[_Action] = []  # declaration order: argparse checks them in this order
@@ -101,6 +102,13 @@ class Recorder:
         else:
             self._option(strings, kind, kw)
 
+    def add_declined(self, *strings: str) -> None:
+        """Options argparse has (declared there in full) that are left to it: any use of one
+        declines, and their names count when an abbreviation is judged ambiguous."""
+        action = _Action(strings, SUPPRESS, "declined", default=SUPPRESS)
+        for s in strings:
+            self.options[s] = action
+
     def add_commands(self, dest: str, recorder_for: Callable[[str], Recorder | None]) -> None:
         """A required command word (argparse's add_subparsers); recorder_for(word) is its parser."""
         action = _Action((), dest, "commands", nargs=PARSER, required=True)
@@ -109,7 +117,8 @@ class Recorder:
 
     def _positional(self, strings: tuple[str, ...], kind: str, kw: dict) -> None:
         nargs = kw.get("nargs")
-        if len(strings) != 1 or kind != "store" or nargs not in (None, "+", REMAINDER) or "dest" in kw:
+        if len(strings) != 1 or kind != "store" or nargs not in (None, "+", "*", REMAINDER) \
+                or "dest" in kw:
             self.understood = False
             return
         self._add(_Action((), strings[0], kind, nargs=nargs, type=kw.get("type"),
@@ -120,6 +129,9 @@ class Recorder:
         if "nargs" in kw or any(len(s) < 2 or s[0] != "-" or (s[1] != "-" and len(s) != 2)
                                 for s in strings):
             self.understood = False
+            return
+        if kind == "version":  # argparse prints it and exits: nothing reaches the Namespace
+            self._add(_Action(strings, SUPPRESS, kind, default=SUPPRESS))
             return
         dest = kw.get("dest")
         if dest is None:  # argparse's rule: the first long string, else the first one
@@ -246,6 +258,10 @@ class _Walk:
             # is the separator itself. Same answer when the separator is among them.
             if action.nargs != REMAINDER and "--" in words and not start <= marker < start + n:
                 raise Decline("a literal '--' among positional words")
+            if n == 0 and action.nargs == "*" and start < len(self.args):
+                # Which of these words an empty "*" leaves to the options and positionals
+                # after it is where argparse versions differ.
+                raise Decline("a '*' positional matched no words before others")
             self._take(action, words)
             start += n
         del self.positionals[: len(counts)]
@@ -296,8 +312,8 @@ class _Walk:
         if action.nargs not in (PARSER, REMAINDER) and "--" in words:
             words = list(words)
             words.remove("--")  # argparse drops the first "--" from such values
-        if action.kind == "help":
-            raise Decline("help")
+        if action.kind in ("help", "version", "declined"):
+            raise Decline(action.kind)
         if action.kind == "store_true":
             self.ns[action.dest] = True
         elif action.kind == "commands":
@@ -362,11 +378,18 @@ def _match(actions: list[_Action], kinds: str, at: int) -> list[int] | None:
 def _lengths(nargs: Any, kinds: str, at: int) -> range:
     """Word counts one positional's pattern can match at kinds[at:], longest first.
 
-    None is '-*A-*', "+" is '-*A[A-]*', REMAINDER '[-AO]*', PARSER '-*A[-AO]*'.
+    None is '-*A-*', "+" is '-*A[A-]*', "*" is '-*[A-]*', REMAINDER '[-AO]*', PARSER '-*A[-AO]*'.
     """
     end = len(kinds)
     if nargs == REMAINDER:
         return range(end - at, -1, -1)
+    if nargs == "*":
+        j = at
+        while j < end and kinds[j] in "A-":
+            j += 1
+        if j < end and kinds[j] == "?":
+            raise Decline("a word argparse may read as an argument or an option")
+        return range(j - at, -1, -1)
     i = at
     while i < end and kinds[i] == "-":
         i += 1

@@ -13,10 +13,18 @@ import msgspec
 from .. import __version__, native
 from ..core import events as core_events
 from ..core.engine import CreateOptions, Engine
-from ..core.errors import EventsOverflow, ExpectedMore, InterfaceNotFound, InvalidParameter, VarpodError
+from ..core.errors import (
+    EventsOverflow,
+    ExpectedMore,
+    InterfaceNotFound,
+    InvalidParameter,
+    InvalidState,
+    VarpodError,
+)
 from ..core.logread import Position, Selection, start_position
 from ..core.model import CPU_PERIOD_US, ContainerRecord
 from ..core.states import Action, State
+from ..core.units import human_duration
 from .interfaces import INTERFACES, idl
 from .interfaces import container as C
 from .interfaces import service as V
@@ -44,14 +52,7 @@ def rfc3339(ns: int) -> str:
 
 
 def _ago(ns: int, now: int) -> str:
-    secs = max(0, (now - ns) // 10**9)
-    if secs < 1:
-        return "Less than a second"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if secs >= size:
-            n = secs // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{secs} second{'s' if secs != 1 else ''}"
+    return human_duration(max(0, now - ns) / 1e9)
 
 
 def status_text(rec: ContainerRecord, now: int) -> str:
@@ -119,6 +120,7 @@ class Service:
         add(ctr + "ExecList", C.NameParams, self.exec_list, Kind.SYNC)
         add(ctr + "Inspect", C.NameParams, self.inspect, Kind.SYNC)
         add(ctr + "List", C.ListParams, self.list, Kind.SYNC)
+        add(ctr + "DiskUsage", C.NameParams, self.disk_usage)
 
     # -- org.varlink.service ---------------------------------------------------------
 
@@ -243,6 +245,10 @@ class Service:
         if p.tail is not None and p.tail < 0:
             raise InvalidParameter("tail must be >= 0", parameter="tail")
         rec = self.engine.resolve(p.name)
+        if rec.config.log_driver == "none":
+            raise InvalidState(f"container {rec.name} uses the none log driver: its output is "
+                               "not kept, so there are no logs to read", id=rec.id,
+                               state=rec.state.state.value)
         sel = Selection(stdout=p.stdout is not False, stderr=p.stderr is not False,
                         tail=p.tail, since=p.since, until=p.until)
         if not (sel.stdout or sel.stderr):
@@ -409,6 +415,14 @@ class Service:
     def inspect(self, p: C.NameParams, ctx: Any) -> C.InspectReply:
         return C.InspectReply(container=self.to_inspect(self.engine.inspect(p.name)))
 
+    async def disk_usage(self, p: C.NameParams, ctx: Any) -> C.DiskUsageReply:
+        from ..core.usage import disk_usage
+
+        rec = self.engine.resolve(p.name)
+        # A walk of the whole tree: off the event loop.
+        rw = await asyncio.to_thread(disk_usage, rec.config.rootfs)
+        return C.DiskUsageReply(id=rec.id, rw=rw, rootfs=0)
+
     def list(self, p: C.ListParams, ctx: Any) -> C.ListReply | msgspec.Raw:
         codec = ctx.connection.proto.codec
         key = (bool(p.all), codec.json)
@@ -456,7 +470,7 @@ class Service:
                 Cmd=list(cfg.command[len(cfg.entrypoint):]), WorkingDir=cfg.workdir,
                 Labels=dict(cfg.labels), StopSignal=cfg.stop_signal, StopTimeout=cfg.stop_timeout,
                 Tty=cfg.tty, OpenStdin=cfg.stdin, CreateCommand=[], Entrypoint=list(cfg.entrypoint),
-                Image=cfg.image_name),
+                Image=cfg.image_name, Annotations=dict(cfg.annotations)),
             HostConfig=C.HostConfig(
                 RestartPolicy=C.RestartPolicy(Name=cfg.restart.name,
                                               MaximumRetryCount=cfg.restart.max_retries),
@@ -464,8 +478,23 @@ class Service:
                 AutoRemove=cfg.auto_remove, LogSizeMax=cfg.log_size_max,
                 Memory=res.memory, NanoCpus=res.nano_cpus,
                 CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
-                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit),
+                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit, **_host_config(cfg),
+                LogConfig=C.LogConfig(Type=cfg.log_driver, Path=self.engine.log_path(rec.id))),
             Pod=cfg.pod, IsInfra=cfg.pod_infra, ImageName=cfg.image_name)
+
+
+def _host_config(cfg: Any) -> dict[str, Any]:
+    """podman's HostConfig fields for what core/hostconfig.py keeps."""
+    devices = []
+    for item in cfg.devices:
+        host, target, perms = item.split(":")
+        devices.append(C.Device(PathOnHost=host, PathInContainer=target, CgroupPermissions=perms))
+    return dict(
+        CapAdd=list(cfg.cap_add), CapDrop=list(cfg.cap_drop), Privileged=cfg.privileged,
+        SecurityOpt=["no-new-privileges"] if cfg.no_new_privileges else [],
+        Ulimits=[C.Ulimit(Name=k, Soft=v[0], Hard=v[1]) for k, v in cfg.ulimits.items()],
+        Sysctls=dict(cfg.sysctls), Devices=devices, ShmSize=cfg.shm_size, Init=cfg.init,
+        UsernsMode=cfg.userns)
 
 
 def _exec_inspect(rec: Any) -> C.ExecSession:

@@ -36,6 +36,7 @@ from ..core.errors import InvalidParameter, StreamBroken, VarpodError
 from ..core.logfile import HEADER, OVERHEAD, TRAILER, LogWriter, encode_record, log_files
 from ..core.logread import Position, Selection
 from ..core.stdio import StdinWriter
+from .detachkeys import DEFAULT_DETACH_KEYS, parse_detach_keys  # noqa: F401 (the daemon's)
 
 log = logging.getLogger("varpod.streams")
 
@@ -386,35 +387,6 @@ async def _try_end(chan: RawChannel, payload: dict[str, Any], mode: int = MODE_R
 
 
 # -- attach ------------------------------------------------------------------------------------
-
-DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
-_CTRL_PUNCT = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
-
-
-def parse_detach_keys(spec: str | None) -> bytes:
-    """``ctrl-p,ctrl-q`` (docker's syntax) -> bytes; ``""`` disables detaching."""
-    if spec is None:
-        spec = DEFAULT_DETACH_KEYS
-    if spec == "":
-        return b""
-    out = bytearray()
-    for key in spec.split(","):
-        k = key.strip().lower()
-        if k.startswith("ctrl-") and len(k) == 6:
-            c = k[5]
-            if "a" <= c <= "z":
-                out.append(ord(c) - ord("a") + 1)
-                continue
-            if c in _CTRL_PUNCT:
-                out.append(_CTRL_PUNCT[c])
-                continue
-        elif len(key) == 1 and key.isascii():
-            out.append(ord(key))
-            continue
-        raise InvalidParameter(f"invalid detach key {key[:20]!r}: use ctrl-<a-z@[\\]^_> or one "
-                               "character, comma separated", parameter="detach_keys")
-    return bytes(out)
-
 
 class DetachFilter:
     """Finds the detach sequence in a client's input; bytes that might start it are held back."""

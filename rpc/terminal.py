@@ -65,12 +65,37 @@ class raw_terminal:  # lower case: it was a contextmanager function, and reads a
             self.saved = None
 
 
+class cbreak_terminal(raw_terminal):
+    """Keys arrive one by one and unechoed, ctrl-c still raises SIGINT: for watching the
+    detach keys of a session that sends the container no input."""
+
+    def __enter__(self) -> None:
+        import termios
+
+        if not os.isatty(self.fd):
+            return
+        self.saved = termios.tcgetattr(self.fd)
+        mode = list(self.saved)
+        mode[0] &= ~(termios.IXON | termios.ICRNL)
+        mode[3] &= ~(termios.ICANON | termios.ECHO)
+        mode[6] = list(mode[6])
+        mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+        termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+
+
 class SessionRelay:
-    """Runs one attached session to its end; returns the end payload (empty for a TTY)."""
+    """Runs one attached session to its end; returns the end payload (empty for a TTY).
+
+    ``detach_keys``, for a session that sends no stdin: the local keys are watched for
+    that sequence, which ends the session as detached (the daemon sees only the close).
+    ``proxy_signals`` False leaves SIGINT/SIGTERM to end this process, as podman's
+    --sig-proxy=false does.
+    """
 
     def __init__(self, sock_fd: int, leftover: bytes, *, tty: bool, send_stdin: bool,
                  decode_control: Callable[[bytes], dict], on_resize: Callable[[int, int], None],
-                 on_signal: Callable[[int], None]) -> None:
+                 on_signal: Callable[[int], None], detach_keys: bytes = b"",
+                 proxy_signals: bool = True) -> None:
         self.sock = sock_fd
         self.buf = leftover
         self.tty = tty
@@ -78,13 +103,18 @@ class SessionRelay:
         self.decode_control = decode_control
         self.on_resize = on_resize
         self.on_signal = on_signal
+        self.detach_keys = b"" if send_stdin else detach_keys
+        self.matched = 0  # how much of detach_keys the last keys were
+        self.proxy_signals = proxy_signals
         self.outgoing = bytearray()
         self.end: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         old_wakeup = signal.set_wakeup_fd(wake_w)
-        signals = [signal.SIGWINCH] if self.tty else [signal.SIGINT, signal.SIGTERM]
+        signals = [signal.SIGWINCH] if self.tty else []
+        if self.proxy_signals and not self.tty:
+            signals += [signal.SIGINT, signal.SIGTERM]
         old_handlers = {s: signal.signal(s, lambda *_: None) for s in signals}
         os.set_blocking(self.sock, False)
         try:
@@ -107,7 +137,7 @@ class SessionRelay:
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
         poller.register(wake_r, select.POLLIN)
-        if self.send_stdin:
+        if self.send_stdin or self.detach_keys:
             poller.register(0, select.POLLIN)
         if self.buf and self._output(b"", eof=False):
             return self.end
@@ -131,27 +161,45 @@ class SessionRelay:
                             data = b""
                         if self._output(data, eof=not data):
                             return self.end
-                elif fd == 0 and ev & _IN:
-                    self._stdin(poller)
+                elif fd == 0 and ev & _IN and self._stdin(poller):
+                    return self.end
 
-    def _stdin(self, poller: select.poll) -> None:
+    def _stdin(self, poller: select.poll) -> bool:
+        """Input for the container, or keys to watch; True when they detach."""
         try:
             data = os.read(0, 65536)
         except InterruptedError:
-            return
+            return False
         except OSError:
             data = b""
+        if not self.send_stdin:
+            if not data:
+                poller.unregister(0)
+            return self._watch_keys(data)
         if not data:
             poller.unregister(0)
             if not self.tty:
                 self._eof_pending = True  # the container's EOF, once queued input is out
                 self._flush(poller)
-            return
+            return False
         self.outgoing += data
         self._flush(poller)
         if len(self.outgoing) > (1 << 20):  # the container is not reading: stop reading for it
             poller.unregister(0)
             self._stdin_paused = True
+        return False
+
+    def _watch_keys(self, data: bytes) -> bool:
+        keys = self.detach_keys
+        for byte in data:
+            if byte == keys[self.matched]:
+                self.matched += 1
+                if self.matched == len(keys):
+                    self.end = {"end": "detached"}
+                    return True
+            else:
+                self.matched = 1 if byte == keys[0] else 0
+        return False
 
     _eof_pending = False
     _stdin_paused = False

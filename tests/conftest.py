@@ -149,8 +149,9 @@ def varpod(daemon, client):
     env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
 
     def run(*args, input: bytes | None = None, timeout: float = 60,
-            **popen: object) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "varpod.rpc.cli", *args], env=env, input=input,
+            env_extra: dict[str, str] | None = None, **popen: object) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "varpod.rpc.cli", *args],
+                              env={**env, **(env_extra or {})}, input=input,
                               capture_output=True, timeout=timeout, check=False, **popen)
 
     return run

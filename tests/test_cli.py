@@ -43,7 +43,7 @@ def test_detached_run_and_the_lifecycle_verbs(varpod, client, rootfs):
         assert client.inspect("svc").State.Status == state
     assert varpod("stop", "-t", "0", "svc").stdout == b"svc\n"
     assert client.inspect("svc").State.Status == "exited"
-    assert varpod("stop", "svc").returncode == 125  # already stopped: CtrStopped
+    assert varpod("stop", "svc").stdout == b"svc\n"  # already stopped: done, as podman says
     assert varpod("start", "svc").returncode == 0
     assert varpod("restart", "-t", "0", "svc").returncode == 0
     assert varpod("kill", "-s", "KILL", "svc").returncode == 0
@@ -107,7 +107,7 @@ def test_events_history(varpod, client, rootfs):
     client.create(rootfs, ["/bin/true"], name="evcli")
     r = varpod("events", "--stream", "false", "--filter", "container=evcli", "--format", "json")
     events = [json.loads(line) for line in r.stdout.decode().splitlines()]
-    assert [e["action"] for e in events] == ["create"]
+    assert [e["Status"] for e in events] == ["create"]  # podman's JSON event
 
 
 def test_info_reports_runtimes_and_native(varpod):

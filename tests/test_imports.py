@@ -72,3 +72,18 @@ def test_the_python_twin_is_there_when_asked_for():
     assert native._fallback.encode_frame(1, b"x") == native.encode_frame(1, b"x")
     with pytest.raises(AttributeError):
         native.no_such_name  # noqa: B018
+
+
+def test_the_cli_command_modules_and_templates_import_nothing_slow():
+    # Templates are imported whenever --format is given (ps, inspect in scripts): they too
+    # must cost no re, enum, typing or argparse.
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from varpod.rpc.cli import containers, lifecycle, ps, inspect, system, filters, runflags\n"
+        "from varpod.rpc.cli import template, gotemplate, gofuncs, goprintf, govalues, clilog\n"
+        "template.render('table {{.ID}} {{.ID | upper}} {{printf \"%5s\" .ID}}', [{'ID': 'x'}], name='t')\n"
+        f"print(sorted(set(sys.modules) - before & set({(*SLOW_FOR_THE_CLI, 'typing')!r})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -132,7 +132,11 @@ def test_interactive_tty_session(terminals, client, rootfs):
     t2.type(b"exit 3\r")
     assert t2.wait() == 3
     assert termios.tcgetattr(t2.slave) == t2.saved
-    assert client.inspect("tty1").State.ExitCode == 3
+    # --rm is the daemon's, as podman's: the container is removed once it exits, detached or not
+    deadline = time.monotonic() + 10
+    while any(c.Names == ["tty1"] for c in client.list(all=True)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(c.Names == ["tty1"] for c in client.list(all=True))
 
 
 def test_exec_with_a_tty(terminals, client, rootfs):
@@ -159,3 +163,36 @@ def test_piped_stdin_without_tty(daemon, rootfs):
                         rootfs, "/bin/sh", "-c", "wc -c; exit 9"], input=b"x" * 3_000_000, env=env,
                        capture_output=True, timeout=60, check=False)
     assert (r.returncode, r.stdout.strip()) == (9, b"3000000")
+
+
+def test_attach_without_stdin_still_detaches_with_the_keys(terminals, client, rootfs):
+    # No -i: the container gets no input, but this terminal's keys are watched for the
+    # detach sequence; ctrl-c goes to the container (--sig-proxy), which ignores it.
+    c = client.create(rootfs, ["/bin/sh", "-c", "echo ready; exec sleep 1000"], name="nostdin")
+    client.start(c.id)
+    t = terminals("attach", "nostdin")
+    _attached(client, "nostdin", 1)
+    t.type(b"\x03")  # ctrl-c: proxied, and PID 1 ignores SIGINT
+    time.sleep(0.3)
+    assert t.proc.poll() is None
+    t.type(b"x\x10\x11")
+    assert t.wait() == 0
+    assert termios.tcgetattr(t.slave) == t.saved  # the terminal's mode is back
+    assert client.inspect("nostdin").State.Status == "running"
+    t2 = terminals("attach", "--detach-keys", "ctrl-a", "nostdin")
+    _attached(client, "nostdin", 2)
+    t2.type(b"\x01")
+    assert t2.wait() == 0
+
+
+def _attached(client, name: str, times: int) -> None:
+    """Until the daemon has seen ``times`` attaches to the container (and the CLI a moment
+    more to set up its terminal)."""
+    deadline = time.monotonic() + 20
+    def seen() -> int:
+        return sum(e.action == "attach" and e.name == name
+                   for e in client.events(since_seq=0, stream=False))
+
+    while time.monotonic() < deadline and seen() < times:
+        time.sleep(0.05)
+    time.sleep(0.2)

@@ -21,7 +21,7 @@ import sys
 from ...core.errors import VarpodError
 from .. import fastargs
 from ..client import Client
-from .common import EXIT_ERROR
+from .common import EXIT_ERROR, CLIError
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -39,26 +39,27 @@ SUBCOMMANDS = {
     "serve": ("run the daemon", "system"),
     "run": ("create and start a container", "containers"),
     "create": ("create a container", "containers"),
-    "start": ("start containers", "containers"),
-    "stop": ("stop containers", "containers"),
-    "restart": ("restart containers", "containers"),
+    "start": ("start containers", "lifecycle"),
+    "stop": ("stop containers", "lifecycle"),
+    "restart": ("restart containers", "lifecycle"),
     "update": ("change resource limits of containers", "containers"),
-    "kill": ("signal containers", "containers"),
-    "pause": ("pause containers", "containers"),
-    "unpause": ("unpause containers", "containers"),
-    "wait": ("wait for containers to stop; print exit codes", "containers"),
-    "rm": ("remove containers", "containers"),
-    "ps": ("list containers", "containers"),
-    "inspect": ("show containers as podman-shaped JSON", "containers"),
+    "kill": ("signal containers", "lifecycle"),
+    "pause": ("pause containers", "lifecycle"),
+    "unpause": ("unpause containers", "lifecycle"),
+    "wait": ("wait for containers to stop; print exit codes", "lifecycle"),
+    "rm": ("remove containers", "lifecycle"),
+    "ps": ("list containers", "ps"),
+    "inspect": ("show objects as podman-shaped JSON or a Go template", "inspect"),
     "logs": ("print a container's output", "containers"),
     "attach": ("attach to a running container", "containers"),
     "exec": ("run a command in a running container", "containers"),
     "events": ("show events", "system"),
     "info": ("daemon, runtimes and native extension status", "system"),
-    "init": ("init containers", "containers"),
-    "sync": ("sync state with the runtime", "containers"),
-    "checkpoint": ("checkpoint containers with CRIU (probed)", "containers"),
-    "restore": ("restore checkpointed containers (probed)", "containers"),
+    "version": ("client and daemon versions", "system"),
+    "init": ("init containers", "lifecycle"),
+    "sync": ("sync state with the runtime", "lifecycle"),
+    "checkpoint": ("checkpoint containers with CRIU (probed)", "lifecycle"),
+    "restore": ("restore checkpointed containers (probed)", "lifecycle"),
     "stats": ("show containers' resource usage", "stats"),
     "top": ("show a container's processes", "stats"),
     "pod create": ("create a pod", "pods"),
@@ -89,6 +90,7 @@ SUBCOMMANDS = {
     "image exists": ("exit 0 if the image is here, 1 if not", "images"),
 }
 
+CONTAINER_MODULES = ("containers", "lifecycle", "ps", "inspect")
 
 # podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
 GROUPS: dict[str, str] = {"container": "manage containers", "image": "manage images",
@@ -96,7 +98,8 @@ GROUPS: dict[str, str] = {"container": "manage containers", "image": "manage ima
 
 # More names for a command: `varpod container VERB` is each container command, ls and list ps.
 ALIASES = {f"container {verb}": name for verb, name in (
-    *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m == "containers"), ("ls", "ps"), ("list", "ps"))}
+    *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m in CONTAINER_MODULES), ("ls", "ps"),
+    ("list", "ps"))}
 ALIASES.update({"container stats": "stats", "container top": "top", "pod ls": "pod ps",
                 "pod list": "pod ps"})
 # `varpod image VERB`, podman's names for the image commands.
@@ -104,6 +107,9 @@ ALIASES.update({f"image {verb}": name for verb, name in (
     ("ls", "images"), ("list", "images"), ("rm", "rmi"), ("pull", "pull"), ("tag", "tag"),
     ("untag", "untag"), ("save", "save"), ("load", "load"), ("import", "import"))})
 SUBCOMMANDS.update({alias: SUBCOMMANDS[name] for alias, name in ALIASES.items()})
+
+# Commands that run without a connection to the daemon (or open their own).
+NO_CLIENT = ("serve", "version", "logout")  # logout only edits the user's auth file
 
 
 def command(name: str) -> tuple[Callable[[Parser], None], Callable[[Any, Args], int]]:
@@ -115,15 +121,25 @@ def command(name: str) -> tuple[Callable[[Parser], None], Callable[[Any, Args], 
 
 
 SOCKET_HELP = "daemon socket (default $VARPOD_SOCKET or /run/varpod/varpod.sock)"
+LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "panic")
 
 
-def _socket_arg(p: Parser, default: Any = None) -> None:
+def _global_args(p: Parser, default: Any = None) -> None:
+    """Taken before the command and after it: --socket and --log-level."""
     p.add_argument("--socket", default=default, help=SOCKET_HELP)
+    p.add_argument("--log-level", default=default, choices=LOG_LEVELS,
+                   help="the CLI's own log on stderr (default warn); for serve, the daemon's")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole parser, or (``only``) just the one command's: each costs start-up time."""
+    """The whole parser, or (``only``) just the one command's: each costs start-up time.
+
+    Its errors are podman's: ``Error: ...`` and a pointer to the help of the command that
+    was being read (not the top level's), exit status 125.
+    """
     import argparse
+
+    from ... import __version__
 
     # A fixed help width: the default formatter imports shutil (~3 ms) on every start-up.
     width = int(os.environ.get("COLUMNS", "100"))
@@ -131,15 +147,32 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     def formatter(prog: str) -> argparse.HelpFormatter:
         return argparse.HelpFormatter(prog, width=width)
 
+    commands: dict[str, argparse.ArgumentParser] = {}
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"Error: {message}\nSee '{self.prog} --help'\n")
+            raise SystemExit(EXIT_ERROR)
+
+        def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+            ns, extras = self.parse_known_args(args, namespace)
+            if extras:  # said by the command that was reading them, with its usage
+                name = command_name(ns) if getattr(ns, "cmd", None) else None
+                (commands.get(name or "") or self).error(
+                    f"unrecognized arguments: {' '.join(extras)}")
+            return ns
+
     # fastargs reads argv as argparse does with these parsers' defaults (prefix "-",
     # abbreviations allowed, no @file arguments): a setting changed here must be there too.
-    parser = argparse.ArgumentParser(prog="varpod", description="varpod container engine",
-                                     formatter_class=formatter)
-    _socket_arg(parser)
-    # --socket is accepted after the command too (`varpod serve --socket PATH`).
-    common = argparse.ArgumentParser(add_help=False, formatter_class=formatter)
-    _socket_arg(common, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    parser = Parser(prog="varpod", description="varpod container engine",
+                    formatter_class=formatter)
+    _global_args(parser)
+    parser.add_argument("-v", "--version", action="version", version=f"varpod version {__version__}")
+    # --socket and --log-level are accepted after the command too (`varpod serve --socket PATH`).
+    common = Parser(add_help=False, formatter_class=formatter)
+    _global_args(common, argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     groups: dict[str, Any] = {}
     for name, (text, _) in SUBCOMMANDS.items():
@@ -149,11 +182,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if verb and word not in groups:
             group = sub.add_parser(word, help=GROUPS[word], parents=[common],
                                    formatter_class=formatter)
-            groups[word] = group.add_subparsers(dest="subcmd", metavar="COMMAND")
+            commands[word] = group
+            groups[word] = group.add_subparsers(dest="subcmd", metavar="COMMAND",
+                                                parser_class=Parser)
             groups[word].required = True
         place = groups[word] if verb else sub
-        command(name)[0](place.add_parser(verb or name, help=text, parents=[common],
-                                          formatter_class=formatter))
+        commands[name] = place.add_parser(verb or name, help=text, parents=[common],
+                                          formatter_class=formatter)
+        command(name)[0](commands[name])
     return parser
 
 
@@ -162,14 +198,14 @@ def _recorded_command(name: str) -> fastargs.Recorder | None:
     declares them."""
     if name in GROUPS:
         rec = fastargs.Recorder()
-        _socket_arg(rec, fastargs.SUPPRESS)
+        _global_args(rec, fastargs.SUPPRESS)
         rec.add_commands("subcmd", lambda verb: _recorded_command(f"{name} {verb}")
                          if " " not in verb else None)
         return rec
     if name not in SUBCOMMANDS:
         return None
     rec = fastargs.Recorder()
-    _socket_arg(rec, fastargs.SUPPRESS)
+    _global_args(rec, fastargs.SUPPRESS)
     command(name)[0](rec)
     return rec
 
@@ -183,7 +219,8 @@ def command_name(a: Args) -> str:
 def recorded() -> fastargs.Recorder:
     """build_parser's declarations replayed for fastargs (each command's when it is met)."""
     top = fastargs.Recorder()
-    _socket_arg(top)
+    _global_args(top)
+    top.add_argument("-v", "--version", action="version")
     top.add_commands("cmd", _recorded_command)
     return top
 
@@ -198,13 +235,13 @@ def parse_args(argv: list[str]) -> Args:
 
 
 def _command_of(argv: list[str]) -> str | None:
-    """The command word, skipping a leading ``--socket PATH``; None if unclear."""
+    """The command word, skipping leading global options; None if unclear."""
     i = 0
     while i < len(argv):
         word = argv[i]
-        if word == "--socket":
+        if word in ("--socket", "--log-level"):
             i += 2
-        elif word.startswith("--socket="):
+        elif word.startswith(("--socket=", "--log-level=")):
             i += 1
         else:
             return word if word in SUBCOMMANDS or word in GROUPS else None
@@ -215,25 +252,59 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
     run = command(command_name(a))[1]
-    if a.cmd in ("serve", "logout"):  # logout only edits the user's auth file
+    log = None
+    if a.log_level in ("trace", "debug", "info") and a.cmd != "serve":  # serve: the daemon's level
+        from .clilog import Log
+
+        log = Log(a.log_level)
+        log.emit("info", f"varpod {' '.join(argv)}")
+    try:
+        rc = _run(run, a, log)
+    except CLIError as e:
+        sys.stderr.write(f"Error: {e.message}\n")
+        rc = EXIT_ERROR
+    except VarpodError as e:
+        sys.stderr.write(f"Error: {e.message}\n")
+        rc = EXIT_ERROR
+    except KeyboardInterrupt:
+        rc = 130
+    except BrokenPipeError:
+        _die_of_sigpipe()
+    if log is not None:
+        log.emit("info", f"exiting with status {rc}")
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _die_of_sigpipe()
+    return rc
+
+
+def _run(run: Callable[[Any, Args], int], a: Args, log: Any) -> int:
+    if a.cmd in NO_CLIENT:
         return run(None, a)
     if a.cmd in ("run", "create", "exec") and a.command and a.command[0] == "--":
         a.command = a.command[1:]
-    try:
-        if a.cmd == "exec":
-            from .containers import preserved_fds
+    if a.cmd == "exec":
+        from .containers import preserved_fds
 
-            # Looked at before the daemon's socket is opened: it could take one of those numbers.
-            a.fds = preserved_fds(a.preserve_fds)
-        with Client(a.socket, raw=True) as client:
-            return run(client, a)
-    except VarpodError as e:
-        print(f"Error: {e.message}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # Looked at before the daemon's socket is opened: it could take one of those numbers.
+        a.fds = preserved_fds(a.preserve_fds)
+    client_class = Client
+    if log is not None and log.enabled("debug"):
+        from .clilog import traced
+
+        client_class = traced(Client, log)
+    with client_class(a.socket, raw=True) as client:
+        if log is not None:
+            log.emit("debug", f"connected to {client.path}")
+        return run(client, a)
+
+
+def _die_of_sigpipe() -> None:
+    """The reader of our output went away (``varpod run ... | head -1``): end as any program
+    killed by SIGPIPE does, quietly, with the status a shell expects of it."""
+    import _signal
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_DFL)
+    os.kill(os.getpid(), _signal.SIGPIPE)

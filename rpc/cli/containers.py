@@ -1,25 +1,28 @@
-"""Container commands: create, run, start, stop, exec, attach, logs, ps, inspect ..."""
+"""Container commands that run something: run, create, exec, attach, logs, update.
+
+The lifecycle verbs (start, stop, rm ...) are in lifecycle.py, ps in ps.py, inspect in
+inspect.py; what run/create take besides the command is read by runflags.py.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import time
 
-from ...core.errors import InvalidConfig, RuntimeFailed, StreamBroken, VarpodError, from_wire
+from ...core.errors import InvalidConfig, NoSuchContainer, RuntimeFailed, StreamBroken, VarpodError, from_wire
 from ..fastargs import REMAINDER
 from .common import (
     EXIT_CANNOT_INVOKE,
     EXIT_ERROR,
     EXIT_NOT_FOUND,
-    ago,
+    CLIError,
     each,
+    error,
     out,
     pairs,
     parse_time,
     rfc3339,
     terminal_size,
-    to_json,
 )
 from .images import ensure_image, entrypoint, image_flags
 from .pods import pod_flag
@@ -33,10 +36,14 @@ if TYPE_CHECKING:
 
 
 def _container_flags(p: Parser) -> None:
+    from . import runflags
+
     p.add_argument("--name", help="container name (default: generated)")
-    p.add_argument("--rootfs", help="run from this root filesystem directory (then there is no IMAGE: "
-                                    "every word after the options is the command)")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--rootfs", help="run from this root filesystem directory, relative to this "
+                                    "directory (then there is no IMAGE: every word after the "
+                                    "options is the command)")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="KEY alone takes this client's value; KEY* every variable so named")
     p.add_argument("-w", "--workdir", help="working directory inside the container")
     p.add_argument("-u", "--user", help="uid[:gid] or name[:group]")
     p.add_argument("--hostname")
@@ -53,6 +60,7 @@ def _container_flags(p: Parser) -> None:
     p.add_argument("--log-size-max", type=int, help="rotate the log at this many bytes")
     _limit_flags(p)
     pod_flag(p)
+    runflags.declare(p)
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
     image_flags(p)
     p.add_argument("command", nargs=REMAINDER, help="IMAGE [COMMAND [ARG...]], or with --rootfs "
@@ -69,44 +77,14 @@ def _limit_flags(p: Parser) -> None:
 
 def _update_args(p: Parser) -> None:
     _limit_flags(p)
-    _names(p)
-
-
-def _names(p: Parser) -> None:
     p.add_argument("names", nargs="+")
 
 
 def _run_args(p: Parser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="print the ID and return")
+    p.add_argument("--sig-proxy", choices=["true", "false"], default="true",
+                   help="pass SIGINT/SIGTERM on to the container (default true)")
     _container_flags(p)
-
-
-def _stop_args(p: Parser) -> None:
-    p.add_argument("-t", "--time", type=int, help="seconds before SIGKILL")
-    _names(p)
-
-
-def _kill_args(p: Parser) -> None:
-    p.add_argument("-s", "--signal", default="KILL")
-    _names(p)
-
-
-def _wait_args(p: Parser) -> None:
-    p.add_argument("--condition", action="append", default=[])
-    _names(p)
-
-
-def _rm_args(p: Parser) -> None:
-    p.add_argument("-f", "--force", action="store_true", help="stop running containers first")
-    p.add_argument("-t", "--time", type=int, help="stop timeout with --force (default 0)")
-    _names(p)
-
-
-def _ps_args(p: Parser) -> None:
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format", choices=["table", "json"], default="table")
 
 
 def _logs_args(p: Parser) -> None:
@@ -121,14 +99,19 @@ def _logs_args(p: Parser) -> None:
 def _attach_args(p: Parser) -> None:
     p.add_argument("--no-stdin", action="store_true", help="do not send stdin")
     p.add_argument("--detach-keys", help="detach sequence (default ctrl-p,ctrl-q; '' disables)")
-    p.add_argument("name")
+    p.add_argument("--sig-proxy", choices=["true", "false"], default="true",
+                   help="pass SIGINT/SIGTERM on to the container (default true); false: they "
+                        "end the attach, and the container runs on")
+    p.add_argument("-l", "--latest", action="store_true", help="the latest created container")
+    p.add_argument("name", nargs="*", default=[], metavar="CONTAINER")
 
 
 def _exec_args(p: Parser) -> None:
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-TTY")
     p.add_argument("-d", "--detach", action="store_true", help="run in the background")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY[=VALUE]",
+                   help="KEY alone takes this client's value")
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
     p.add_argument("--privileged", action="store_true", help="all capabilities")
@@ -141,24 +124,69 @@ def _exec_args(p: Parser) -> None:
 
 
 
-def _create(client: Client, a: Args) -> dict:
-    rootfs, image, command = a.rootfs, None, a.command
+def _create(client: Client, a: Args, auto_remove: bool = False) -> dict:
+    from . import runflags
+
+    runflags.refuse_unsupported(a)
+    rootfs, image, command = runflags.client_path(a.rootfs), None, a.command
     if rootfs:
         if not command:
-            raise SystemExit("Error: a command is required (after the options)")
+            raise CLIError("a command is required (after the options)")
     else:
         if not command:
-            raise SystemExit("Error: an image is required (or --rootfs DIR and a command)")
+            raise CLIError("an image is required (or --rootfs DIR and a command)")
         image, command = command[0], command[1:]
+    if a.replace and not a.name:
+        raise CLIError("cannot replace a container without --name being set")
+    cidfile = runflags.client_path(a.cidfile)
+    if cidfile is not None and os.path.exists(cidfile):
+        raise CLIError(f"container id file {a.cidfile} exists: ensure another container is "
+                       "not using it, or delete it")
+    from ...core.units import parse_size
+
+    labels = {**runflags.labels_from_files([runflags.client_path(f) for f in a.label_file]),
+              **pairs(a.label, "label")}
+    env = runflags.environment(a.env_host, [runflags.client_path(f) for f in a.env_file], a.env)
+    spec = dict(
+        image=image, entrypoint=entrypoint(a.entrypoint),
+        name=a.name, env=env or None, workdir=a.workdir, user=a.user, hostname=a.hostname,
+        tty=a.tty or None, stdin=a.interactive or None, runtime=a.runtime,
+        restart_policy=a.restart, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
+        network=a.network, read_only=a.read_only or None, labels=labels or None,
+        auto_remove=auto_remove or None, log_size_max=a.log_size_max, pod=a.pod, **_limits(a),
+        cap_add=a.cap_add or None, cap_drop=a.cap_drop or None, privileged=a.privileged or None,
+        no_new_privileges=runflags.no_new_privileges(a.security_opt) or None,
+        ulimits=a.ulimit or None, sysctls=runflags.keyvalues(a.sysctl, "--sysctl") or None,
+        devices=[_device_path(d) for d in a.device] or None,
+        shm_size=None if a.shm_size is None else parse_size(a.shm_size, "shm_size"),
+        init=a.init or None, log_driver=a.log_driver,
+        annotations=runflags.keyvalues(a.annotation, "--annotation") or None, userns=a.userns)
+    if image is not None:
         ensure_image(client, image, a)
-    return client.create(
-        rootfs, command, image=image, entrypoint=entrypoint(a.entrypoint),
-        name=a.name, env=a.env or None, workdir=a.workdir, user=a.user,
-        hostname=a.hostname, tty=a.tty or None, stdin=a.interactive or None,
-        runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
-        stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,
-        labels=pairs(a.label, "label") or None, auto_remove=a.rm or None,
-        log_size_max=a.log_size_max, pod=a.pod, **_limits(a))
+    if a.replace:
+        try:
+            client.remove(a.name, force=True)
+        except NoSuchContainer:
+            pass
+    created = client.create(rootfs, command, **spec)
+    if cidfile is not None:
+        _write_cidfile(client, cidfile, created["id"])
+    return created
+
+
+def _device_path(item: str) -> str:
+    host, sep, rest = item.partition(":")
+    return os.path.abspath(host) + sep + rest
+
+
+def _write_cidfile(client: Client, path: str, cid: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(cid)
+    except OSError as e:
+        client.remove(cid, force=True)
+        raise CLIError(f"writing the container ID to {path}: {e.strerror}") from None
 
 
 def _limits(a: Args) -> dict[str, Any]:
@@ -170,44 +198,82 @@ def _limits(a: Args) -> dict[str, Any]:
 
 
 def cmd_create(client: Client, a: Args) -> int:
-    out(_create(client, a)["id"])
+    out(_create(client, a, auto_remove=a.rm)["id"])
     return 0
 
 
 def cmd_run(client: Client, a: Args) -> int:
-    if a.detach:
-        created = _create(client, a)
-        client.start(created["id"])
-        out(created["id"])
-        return 0
-    # --rm is done here, after the exit code is read, not by the daemon on exit.
-    rm = a.rm
-    a.rm = False
-    created = _create(client, a)
+    # --rm is the daemon's: it removes the container when it exits, whether or not this
+    # client is still there to see it (podman leaves a container to its own life too).
+    created = _create(client, a, auto_remove=a.rm)
     cid = created["id"]
-    code = EXIT_ERROR
+    if a.detach:
+        try:
+            client.start(cid)
+        except RuntimeFailed as e:
+            return _start_failed(client, cid, e, a.rm)
+        out(cid)
+        return 0
+    # For a TTY, whose stream does not say how it ended, the exit code comes from a wait
+    # registered before the start: an --rm container may be gone by the time we ask.
+    waiter = client.wait_stream(cid) if a.tty else None
     try:
+        if waiter is not None:
+            next(waiter)  # registered
         # One server-side step: attached first, then started, so no output is lost.
         session = client.attach(cid, stdin=a.interactive, start=True, detach_keys=a.detach_keys,
                                 size=terminal_size() if a.tty else None)
-        code = _relay(client, session, cid, send_stdin=a.interactive)
     except RuntimeFailed as e:
-        code = _runtime_exit_code(e)
-        print(f"Error: {e.message}", file=sys.stderr)
+        return _start_failed(client, cid, e, a.rm)
+    try:
+        code = relay(client, session, cid, send_stdin=a.interactive,
+                     sig_proxy=a.sig_proxy == "true", detach_keys=a.detach_keys, waiter=waiter)
     finally:
-        if rm and code is not None:
-            try:
-                client.remove(cid, force=True)
-            except VarpodError as e:
-                print(f"Error: removing {cid[:12]}: {e.message}", file=sys.stderr)
+        if waiter is not None:
+            waiter.close()
     return 0 if code is None else code
 
 
-def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
-           is_exec: bool = False) -> int | None:
+def _start_failed(client: Client, cid: str, e: RuntimeFailed, rm: bool) -> int:
+    """podman's exit code for a command that could not run (126, 127, or 125)."""
+    error(e.message)
+    if rm:  # it never ran, so it never exits: its --rm is ours to do
+        try:
+            client.remove(cid, force=True)
+        except VarpodError as gone:
+            error(f"removing {cid[:12]}: {gone.message}")
+    return _runtime_exit_code(e)
+
+
+def attached_start(client: Client, ref: str, *, stdin: bool, detach_keys: str | None,
+                   sig_proxy: bool) -> int:
+    """``start --attach``: the container started with this terminal attached, as ``run``."""
+    info = client.inspect(ref)
+    stdin = stdin and info["Config"]["OpenStdin"]
+    tty = info["Config"]["Tty"]
+    waiter = client.wait_stream(info["Id"]) if tty else None
+    try:
+        if waiter is not None:
+            next(waiter)
+        try:
+            session = client.attach(info["Id"], stdin=stdin, start=True, detach_keys=detach_keys,
+                                    size=terminal_size() if tty else None)
+        except RuntimeFailed as e:
+            error(e.message)
+            return _runtime_exit_code(e)
+        code = relay(client, session, info["Id"], send_stdin=stdin, sig_proxy=sig_proxy,
+                     detach_keys=detach_keys, waiter=waiter)
+    finally:
+        if waiter is not None:
+            waiter.close()
+    return 0 if code is None else code
+
+
+def relay(client: Client, session: Any, name: str, *, send_stdin: bool, is_exec: bool = False,
+          sig_proxy: bool = True, detach_keys: str | None = None, waiter: Any = None) -> int | None:
     """Run an attached session in this terminal; its exit code, or None when detached."""
     from ..minipack import MiniCodec
-    from ..terminal import SessionRelay, raw_terminal
+    from ..terminal import SessionRelay, cbreak_terminal, raw_terminal, stdin_is_tty
 
     codec = MiniCodec()
 
@@ -223,58 +289,80 @@ def _relay(client: Client, session: Any, name: str, *, send_stdin: bool,
         except VarpodError:
             pass
 
+    # Without stdin for the container, this terminal's keys are still watched for the
+    # detach sequence (the daemon only sees keys on stdin).
+    keys = b""
+    if not send_stdin and stdin_is_tty():
+        from ..detachkeys import parse_detach_keys
+
+        keys = parse_detach_keys(detach_keys)
     try:
-        if not session.tty and not send_stdin:
-            end = _output_only(session, forward)
+        if not session.tty and not send_stdin and not keys:
+            end = _output_only(session, forward if sig_proxy else None)
         else:
             relay = SessionRelay(session.fileno(), session.take_buffered(), tty=session.tty,
                                  send_stdin=send_stdin, decode_control=codec.decode_control,
-                                 on_resize=resize, on_signal=forward)
-            if session.tty and send_stdin:
-                with raw_terminal(0):
+                                 on_resize=resize, on_signal=forward, detach_keys=keys,
+                                 proxy_signals=sig_proxy)
+            mode = raw_terminal if session.tty and send_stdin else cbreak_terminal if keys else None
+            if mode is not None:
+                with mode(0):
                     end = relay.run()
             else:
                 end = relay.run()
     finally:
         session.close()
+    return _ending(client, session, end, name, is_exec, waiter)
+
+
+def _ending(client: Client, session: Any, end: dict, name: str, is_exec: bool,
+            waiter: Any) -> int | None:
+    """The exit code a finished session reports, None when it was detached."""
     if "error" in end:
-        print(f"Error: {end.get('message', end['error'])}", file=sys.stderr)
+        error(str(end.get("message", end["error"])))
         return EXIT_ERROR
     if end.get("end") == "detached":
         return None
     if "exit_code" in end:
         return end["exit_code"] if end.get("exit_code_known", True) else EXIT_ERROR
-    # A TTY stream ends without saying how: ask whether the container is done.
+    # A TTY stream ends without saying how: ask whether the process is done.
     if is_exec:
         info = client.exec_inspect(session.ref)
         return None if info["Running"] else info["ExitCode"]
-    st = client.inspect(name)["State"]
-    if st["Status"] in ("running", "paused", "created"):
+    try:
+        status = client.inspect(name)["State"]["Status"]
+    except NoSuchContainer:  # removed on exit (--rm): the wait registered before has its code
+        status = "removed"
+    if status in ("running", "paused", "created"):
         return None
-    waited = client.wait(name)
+    waited = next(waiter) if waiter is not None else client.wait(name)
     return waited["exit_code"] if waited["exit_code_known"] else EXIT_ERROR
 
 
 def _output_only(session: Any, forward: Any) -> dict:
-    """No input to relay: the whole stream in C, SIGINT/SIGTERM passed to the container."""
-    import _signal as signal  # the C module: `signal` imports enum (~5 ms of CLI start-up)
-
+    """No input to relay: the whole stream in C; SIGINT/SIGTERM passed to the container
+    (``forward``), or (None) left to end this process."""
     from ..terminal import pump_stream
 
-    caught: list[int] = []
-    handlers = {s: signal.signal(s, lambda sig, _f: caught.append(sig))
-                for s in (signal.SIGINT, signal.SIGTERM)}
+    if forward is None:
+        end = pump_stream(session.fileno(), session.take_buffered(), records=False)
+    else:
+        import _signal as signal  # the C module: `signal` imports enum (~5 ms of CLI start-up)
 
-    def on_signal() -> None:
-        while caught:
-            forward(caught.pop(0))
+        caught: list[int] = []
+        handlers = {s: signal.signal(s, lambda sig, _f: caught.append(sig))
+                    for s in (signal.SIGINT, signal.SIGTERM)}
 
-    try:
-        end = pump_stream(session.fileno(), session.take_buffered(), records=False,
-                          on_signal=on_signal)
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
+        def on_signal() -> None:
+            while caught:
+                forward(caught.pop(0))
+
+        try:
+            end = pump_stream(session.fileno(), session.take_buffered(), records=False,
+                              on_signal=on_signal)
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
     if end is None:
         return {"error": "io.varpod.Stream.StreamBroken",
                 "message": "the daemon closed the stream without saying how it ended"}
@@ -282,12 +370,33 @@ def _output_only(session: Any, forward: Any) -> dict:
 
 
 def cmd_attach(client: Client, a: Args) -> int:
-    info = client.inspect(a.name)
+    if a.latest == bool(a.name) or len(a.name) > 1:
+        raise CLIError("attach needs one container: a name or ID, or --latest")
+    ref = a.name[0] if a.name else _latest(client)
+    info = client.inspect(ref)
     stdin = info["Config"]["OpenStdin"] and not a.no_stdin
-    session = client.attach(a.name, stdin=stdin, detach_keys=a.detach_keys,
-                            size=terminal_size() if info["Config"]["Tty"] else None)
-    code = _relay(client, session, info["Id"], send_stdin=stdin)
+    tty = info["Config"]["Tty"]
+    # A TTY stream does not say how it ended: a wait registered first will (even if the
+    # container is removed on exit meanwhile).
+    waiter = client.wait_stream(info["Id"]) if tty else None
+    try:
+        if waiter is not None:
+            next(waiter)
+        session = client.attach(info["Id"], stdin=stdin, detach_keys=a.detach_keys,
+                                size=terminal_size() if tty else None)
+        code = relay(client, session, info["Id"], send_stdin=stdin,
+                     sig_proxy=a.sig_proxy == "true", detach_keys=a.detach_keys, waiter=waiter)
+    finally:
+        if waiter is not None:
+            waiter.close()
     return 0 if code is None else code
+
+
+def _latest(client: Client) -> str:
+    ctrs = client.list(all=True)
+    if not ctrs:
+        raise CLIError("no containers to attach to")
+    return max(ctrs, key=lambda c: c["CreatedAt"])["Id"]
 
 
 def preserved_fds(count: int) -> tuple[int, ...]:
@@ -305,12 +414,14 @@ def preserved_fds(count: int) -> tuple[int, ...]:
 
 def cmd_exec(client: Client, a: Args) -> int:
     if not a.command:
-        raise SystemExit("Error: exec needs a command")
+        raise CLIError("exec needs a command")
     if a.detach and a.preserve_fds:
-        print("Error: --preserve-fds needs an attached exec (the fds travel over its stream); "
-              "drop -d", file=sys.stderr)
+        error("--preserve-fds needs an attached exec (the fds travel over its stream); drop -d")
         return EXIT_ERROR
-    sid = client.exec_create(a.name, a.command, env=a.env or None, workdir=a.workdir, user=a.user,
+    from .runflags import environment
+
+    env = environment(False, [], a.env)  # -e VAR takes this client's value, as for run
+    sid = client.exec_create(a.name, a.command, env=env or None, workdir=a.workdir, user=a.user,
                              tty=a.tty, stdin=a.interactive, privileged=a.privileged,
                              cap_add=a.cap_add or None, detach_keys=a.detach_keys,
                              preserve_fds=a.preserve_fds)
@@ -322,9 +433,9 @@ def cmd_exec(client: Client, a: Args) -> int:
         session = client.exec_start(sid, attach=True, size=terminal_size() if a.tty else None,
                                     fds=a.fds)
     except RuntimeFailed as e:
-        print(f"Error: {e.message}", file=sys.stderr)
+        error(e.message)
         return _runtime_exit_code(e)
-    code = _relay(client, session, a.name, send_stdin=a.interactive, is_exec=True)
+    code = relay(client, session, a.name, send_stdin=a.interactive, is_exec=True)
     return 0 if code is None else code
 
 
@@ -370,18 +481,6 @@ def _stamp(data: bytes, stamp: bytes, at_line_start: dict[int, bool], stream: in
 
 
 
-def cmd_simple(client: Client, a: Args) -> int:
-    return each(client, a.names, getattr(client, a.cmd))
-
-
-def cmd_stop(client: Client, a: Args) -> int:
-    return each(client, a.names, lambda n: client.stop(n, a.time))
-
-
-def cmd_restart(client: Client, a: Args) -> int:
-    return each(client, a.names, lambda n: client.restart(n, a.time))
-
-
 def cmd_update(client: Client, a: Args) -> int:
     limits = _limits(a)
     if all(v is None for v in limits.values()):
@@ -391,70 +490,13 @@ def cmd_update(client: Client, a: Args) -> int:
     return each(client, a.names, lambda n: client.update(n, **limits))
 
 
-def cmd_kill(client: Client, a: Args) -> int:
-    return each(client, a.names, lambda n: client.kill(n, a.signal))
-
-
-def cmd_rm(client: Client, a: Args) -> int:
-    return each(client, a.names, lambda n: client.remove(n, force=a.force, timeout=a.time))
-
-
-def cmd_wait(client: Client, a: Args) -> int:
-    rc = 0
-    for name in a.names:
-        try:
-            r = client.wait(name, a.condition or None)
-            out(str(r["exit_code"] if r["exit_code_known"] else -1))
-        except VarpodError as e:
-            print(f"Error: {e.message}", file=sys.stderr)
-            rc = EXIT_ERROR
-    return rc
-
-
-def cmd_ps(client: Client, a: Args) -> int:
-    ctrs = client.list(all=a.all)
-    if a.quiet:
-        out("\n".join(c["Id"] if a.no_trunc else c["Id"][:12] for c in ctrs)) if ctrs else None
-        return 0
-    if a.format == "json":
-        out(to_json(ctrs))
-        return 0
-    now = time.time()
-    rows = [("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")]
-    for c in ctrs:
-        cmd = " ".join(c["Command"])
-        if not a.no_trunc and len(cmd) > 20:
-            cmd = cmd[:17] + "..."
-        rows.append((c["Id"] if a.no_trunc else c["Id"][:12], cmd, ago(now - c["Created"]),
-                     c["Status"], ",".join(c["Names"])))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    out("\n".join("  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
-                   for r in rows))
-    return 0
-
-
-def cmd_inspect(client: Client, a: Args) -> int:
-    found, rc = [], 0
-    for name in a.names:
-        try:
-            found.append(client.inspect(name))
-        except VarpodError as e:
-            print(f"Error: {e.message}", file=sys.stderr)
-            rc = EXIT_ERROR
-    out(to_json(found))
-    return rc
-
-
 def cmd_logs(client: Client, a: Args) -> int:
     opts = {"follow": a.follow, "tail": a.tail, "since": parse_time(a.since),
             "until": parse_time(a.until)}
-    try:
-        if a.timestamps:
-            _write_records(client.logs(a.name, timestamps=True, **opts), timestamps=True)
-        else:
-            _demux_logs(client, a.name, opts)
-    except BrokenPipeError:
-        pass
+    if a.timestamps:
+        _write_records(client.logs(a.name, timestamps=True, **opts), timestamps=True)
+    else:
+        _demux_logs(client, a.name, opts)
     return 0
 
 
@@ -484,22 +526,8 @@ def _raise_stream_error(end: dict) -> None:
 COMMANDS = {
     "run": (_run_args, cmd_run),
     "create": (_container_flags, cmd_create),
-    "start": (_names, cmd_simple),
-    "stop": (_stop_args, cmd_stop),
-    "restart": (_stop_args, cmd_restart),
     "update": (_update_args, cmd_update),
-    "kill": (_kill_args, cmd_kill),
-    "pause": (_names, cmd_simple),
-    "unpause": (_names, cmd_simple),
-    "wait": (_wait_args, cmd_wait),
-    "rm": (_rm_args, cmd_rm),
-    "ps": (_ps_args, cmd_ps),
-    "inspect": (_names, cmd_inspect),
     "logs": (_logs_args, cmd_logs),
     "attach": (_attach_args, cmd_attach),
     "exec": (_exec_args, cmd_exec),
-    "init": (_names, cmd_simple),
-    "sync": (_names, cmd_simple),
-    "checkpoint": (_names, cmd_simple),
-    "restore": (_names, cmd_simple),
 }

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ...core.errors import VarpodError
-from .common import EXIT_ERROR, out, to_json
+from .common import EXIT_ERROR, ago, out, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -332,7 +332,7 @@ def cmd_images(client: Client, a: Args) -> int:
             row = [repo, name]
             if a.digests:
                 row.append(img["Digest"])
-            row += [short(img["Id"]), human_duration(now - img["Created"]) + " ago" if img["Created"]
+            row += [short(img["Id"]), ago(now - img["Created"]) if img["Created"]
                     else "<unknown>", human_size(img["Size"])]
             rows.append(row)
     if rows:
@@ -350,34 +350,6 @@ def human_size(n: int) -> str:
             return f"{size:.3g} {unit}"
         size /= 1000
     return f"{n} B"
-
-
-def human_duration(seconds: float) -> str:
-    """go-units' HumanDuration, which podman's CREATED column uses."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def _names_args(p: Parser) -> None:

@@ -31,6 +31,18 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     pod: str | None = None
     image: str | None = None
     entrypoint: list[str] | None = None
+    cap_add: list[str] | None = None
+    cap_drop: list[str] | None = None
+    privileged: bool | None = None
+    no_new_privileges: bool | None = None
+    ulimits: list[str] | None = None
+    sysctls: dict[str, str] | None = None
+    devices: list[str] | None = None
+    shm_size: int | None = None
+    init: bool | None = None
+    log_driver: str | None = None
+    annotations: dict[str, str] | None = None
+    userns: str | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -69,6 +81,24 @@ class ContainerConfig(msgspec.Struct):
     CreateCommand: list[str]
     Entrypoint: list[str] = []
     Image: str = ""
+    Annotations: dict[str, str] = {}
+
+
+class Ulimit(msgspec.Struct):
+    Name: str
+    Soft: int
+    Hard: int
+
+
+class Device(msgspec.Struct):
+    PathOnHost: str
+    PathInContainer: str
+    CgroupPermissions: str
+
+
+class LogConfig(msgspec.Struct):
+    Type: str
+    Path: str
 
 
 class HostConfig(msgspec.Struct):
@@ -83,6 +113,17 @@ class HostConfig(msgspec.Struct):
     CpuQuota: int
     CpuShares: int
     PidsLimit: int
+    CapAdd: list[str] = []
+    CapDrop: list[str] = []
+    Privileged: bool = False
+    SecurityOpt: list[str] = []
+    Ulimits: list[Ulimit] = []
+    Sysctls: dict[str, str] = {}
+    Devices: list[Device] = []
+    ShmSize: int = 0
+    Init: bool = False
+    LogConfig: LogConfig | None = None
+    UsernsMode: str = ""
 
 
 class ContainerInspect(msgspec.Struct):
@@ -327,6 +368,12 @@ class CheckpointParams(msgspec.Struct, forbid_unknown_fields=True):
     keep: bool | None = None
     leave_running: bool | None = None
     tcp_established: bool | None = None
+
+
+class DiskUsageReply(msgspec.Struct):
+    id: str
+    rw: int
+    rootfs: int
 
 
 class RestoreParams(msgspec.Struct, forbid_unknown_fields=True):

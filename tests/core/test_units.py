@@ -67,3 +67,14 @@ def test_what_is_not_a_cpu_count_is_a_named_error(text):
     with pytest.raises(InvalidConfig) as info:
         parse_cpus(text)
     assert info.value.field == "cpus"
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "Less than a second"), (1, "1 second"), (59, "59 seconds"), (60, "About a minute"),
+    (120, "2 minutes"), (3600, "About an hour"), (5400, "2 hours"), (3 * 86400, "3 days"),
+    (20 * 86400, "2 weeks"), (100 * 86400, "3 months"), (800 * 86400, "2 years"),
+])
+def test_durations_read_as_podmans(seconds, text):
+    from varpod.core.units import human_duration
+
+    assert human_duration(seconds) == text

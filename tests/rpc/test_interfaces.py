@@ -58,6 +58,7 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.ExecList": C.ExecListReply,
     "io.varpod.Container.Inspect": C.InspectReply,
     "io.varpod.Container.List": C.ListReply,
+    "io.varpod.Container.DiskUsage": C.DiskUsageReply,
     "io.varpod.Container.Checkpoint": C.IdReply,
     "io.varpod.Container.Restore": C.IdReply,
     "io.varpod.Container.Stats": C.StatsReply,
