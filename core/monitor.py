@@ -140,10 +140,12 @@ class Monitor:
         stdout: int | None = None,
         stderr: int | None = None,
         extra_fds: Sequence[int] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Completed:
         """Run a helper to completion, capturing the streams not given as fds.
 
-        ``extra_fds`` become the child's fds 3, 4, ... (runc --preserve-fds).
+        ``extra_fds`` become the child's fds 3, 4, ... (runc --preserve-fds); ``env``
+        replaces the environment runtimes get (a CNI plugin's parameters travel there).
         """
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = {0: null if stdin is None else stdin}
@@ -160,7 +162,7 @@ class Monitor:
                 else:
                     fds[target] = given
             try:
-                _, exited = self.spawn(argv, fds=fds)
+                _, exited = self.spawn(argv, fds=fds, env=env)
             finally:
                 for target in pipes:
                     os.close(fds[target])
