@@ -252,13 +252,16 @@ def runc_bundle(path: Path, rootfs: str, command: list[str], network: str = "pri
     import msgspec
 
     from varpod.core.model import ContainerConfig
-    from varpod.core.spec import oci_config, write_etc_files
+    from varpod.core.network import etcfiles
+    from varpod.core.spec import oci_config
 
     path.mkdir(parents=True, exist_ok=True)
     config = ContainerConfig(id=secrets.token_hex(32), name="bench-runc", rootfs=rootfs,
                              command=command, network=network)
-    write_etc_files(config, str(path))
-    (path / "config.json").write_bytes(msgspec.json.encode(oci_config(config, str(path))))
+    etcfiles.write(str(path), etcfiles.texts(config))  # what NetworkPart does for private mode
+    spec = oci_config(config, str(path))
+    spec["mounts"] += etcfiles.mounts(str(path), rootfs, owned=False, read_only=False)
+    (path / "config.json").write_bytes(msgspec.json.encode(spec))
     return str(path)
 
 
