@@ -8,6 +8,8 @@ Results are typed Structs from ``rpc.interfaces`` (dicts for ``raw=True``).
 
 from __future__ import annotations
 
+from .api_networks import NetworkAPI
+
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
     from typing import Any
@@ -30,7 +32,7 @@ def _limits(memory: int | str | None, cpus: float | None, pids_limit: int | None
     return _opts(memory=memory, cpus=cpus, pids_limit=pids_limit, cpu_shares=cpu_shares)
 
 
-class API:
+class API(NetworkAPI):
     def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
         raise NotImplementedError
 
@@ -75,17 +77,28 @@ class API:
                read_only: bool | None = None, labels: dict[str, str] | None = None,
                auto_remove: bool | None = None, log_size_max: int | None = None,
                memory: int | str | None = None, cpus: float | None = None,
-               pids_limit: int | None = None, cpu_shares: int | None = None) -> Any:
+               pids_limit: int | None = None, cpu_shares: int | None = None,
+               ports: list[str] | None = None, publish_all: bool | None = None,
+               expose: list[str] | None = None, ip: str | None = None,
+               mac_address: str | None = None, dns: list[str] | None = None,
+               dns_search: list[str] | None = None, dns_option: list[str] | None = None,
+               add_hosts: list[str] | None = None, network_aliases: list[str] | None = None) -> Any:
         """Create a container; returns ``CreateReply(id, name)``.
 
         ``memory`` is bytes or a size like ``"64m"``; ``cpus`` a float (``0.5``).
+        ``network``: ``private`` (default), ``none``, ``host``, ``container:CTR``, ``bridge`` or
+        network names (comma-separated); ``ports`` as podman's -p (``"8080:80/tcp"``), which
+        without ``network`` means the default bridge network.
         """
         spec = _opts(rootfs=rootfs, command=list(command), name=name, env=env, workdir=workdir,
                      user=user, hostname=hostname, tty=tty, stdin=stdin, runtime=runtime,
                      restart_policy=restart_policy, stop_signal=stop_signal,
                      stop_timeout=stop_timeout, network=network, read_only=read_only,
                      labels=labels, auto_remove=auto_remove, log_size_max=log_size_max,
-                     **_limits(memory, cpus, pids_limit, cpu_shares))
+                     **_limits(memory, cpus, pids_limit, cpu_shares),
+                     ports=ports, publish_all=publish_all, expose=expose, ip=ip,
+                     mac_address=mac_address, dns=dns, dns_search=dns_search,
+                     dns_option=dns_option, add_hosts=add_hosts, network_aliases=network_aliases)
         return self._call(CONTAINER + "Create", {"spec": spec}, "container.CreateReply")
 
     def init(self, name: str) -> Any:

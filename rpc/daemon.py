@@ -20,12 +20,16 @@ import msgspec
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
 from ..core.monitor import Monitor, become_subreaper
+from ..core.network.networks import NetworkConfig, Networks
+from ..core.network.part import NetworkPart
+from ..core.parts import Parts
 from ..core.runtime import DEFAULT_RUNTIMES, RuntimeRegistry
 from ..core.store import Store
 from .interfaces import system as S
 from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
+from .service_networks import NetworkService, network_settings
 
 log = logging.getLogger("varpod.daemon")
 
@@ -62,6 +66,7 @@ class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: Limits = Limits()
     logs: Logs = Logs()
     access: Access = Access()
+    network: NetworkConfig = NetworkConfig()
 
 
 def load_config(path: str | None) -> DaemonConfig:
@@ -109,11 +114,15 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     candidates = {**DEFAULT_RUNTIMES, **cfg.runtimes}
     runtimes = RuntimeRegistry(candidates, cfg.default_runtime,
                                os.path.join(cfg.run_root, "runtime"), monitor)
+    networks = Networks(cfg.network, root=cfg.root, run_root=cfg.run_root, monitor=monitor)
+    # Parts run in this order (release and discard in reverse): a rootfs-providing part
+    # goes before the network's, which binds etc files according to the rootfs.
+    parts = Parts([NetworkPart(networks, store, owned_roots=(cfg.root, cfg.run_root))])
     engine = Engine(EngineConfig(root=cfg.root, run_root=cfg.run_root,
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
                                  log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep,
                                  exit_accounting=cfg.exit_accounting),
-                    store, runtimes, bus, monitor)
+                    store, runtimes, bus, monitor, parts=parts)
     await engine.recover()
     infos = [await rt.info() for rt in runtimes.available()]
     service = Service(engine, bus, events_queue=cfg.limits.events_queue, info={
@@ -123,8 +132,10 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
         "root": cfg.root, "run_root": cfg.run_root, "store_path": store.path,
         "socket": socket_path, "loop": type(loop).__module__.split(".")[0],
     })
+    service.network_settings = lambda rec: network_settings(networks, rec)
     registry = Registry()
     service.register(registry)
+    NetworkService(engine, networks, bus).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -148,6 +159,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     finally:
         await server.close()
         await engine.shutdown()
+        networks.close()
         monitor.stop_reaper()
         store.close()
         os.close(lock_fd)

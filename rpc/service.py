@@ -82,6 +82,8 @@ class Service:
         self.events_queue = events_queue
         self.static_info = info  # filled at start-up: runtimes, paths, loop
         self.server: Any = None  # set once the server exists (for connection counts)
+        # ContainerRecord -> C.NetworkSettings, set by the daemon (rpc/service_networks.py)
+        self.network_settings: Any = None
         # List is polled (ps, dashboards): its encoded reply is reused until a record
         # changes or the second ticks (Status says "Up 5 seconds").
         self._list_cache: dict[tuple[bool, bool], tuple[tuple[int, int], Any]] = {}
@@ -462,7 +464,9 @@ class Service:
                 AutoRemove=cfg.auto_remove, LogSizeMax=cfg.log_size_max,
                 Memory=res.memory, NanoCpus=res.nano_cpus,
                 CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
-                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit))
+                CpuShares=res.cpu_shares, PidsLimit=res.pids_limit),
+            NetworkSettings=(self.network_settings(rec) if self.network_settings is not None
+                             else C.NetworkSettings()))
 
 
 def _exec_inspect(rec: Any) -> C.ExecSession:

@@ -59,15 +59,26 @@ SUBCOMMANDS = {
     "sync": ("sync state with the runtime", "containers"),
     "checkpoint": ("checkpoint containers with CRIU (probed)", "containers"),
     "restore": ("restore checkpointed containers (probed)", "containers"),
+    "port": ("list a container's published ports", "networks"),
+    "network create": ("create a bridge network", "networks"),
+    "network ls": ("list networks", "networks"),
+    "network inspect": ("show networks as podman-shaped JSON", "networks"),
+    "network rm": ("remove networks", "networks"),
+    "network prune": ("remove every network no container uses", "networks"),
+    "network connect": ("connect a container to a network", "networks"),
+    "network disconnect": ("disconnect a container from a network", "networks"),
+    "network reload": ("set containers' networks (and firewall rules) up again", "networks"),
+    "network exists": ("exit 0 if a network exists, 1 if not", "networks"),
 }
 
 
 # podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
-GROUPS: dict[str, str] = {"container": "manage containers"}
+GROUPS: dict[str, str] = {"container": "manage containers", "network": "manage networks"}
 
 # More names for a command: `varpod container VERB` is each container command, ls and list ps.
 ALIASES = {f"container {verb}": name for verb, name in (
     *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m == "containers"), ("ls", "ps"), ("list", "ps"))}
+ALIASES.update({"container port": "port", "network list": "network ls", "network remove": "network rm"})
 SUBCOMMANDS.update({alias: SUBCOMMANDS[name] for alias, name in ALIASES.items()})
 
 

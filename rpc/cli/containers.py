@@ -21,6 +21,7 @@ from .common import (
     terminal_size,
     to_json,
 )
+from .networks import network_flags, network_options
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def _container_flags(p: Parser) -> None:
     p.add_argument("--restart", default=None, help="no, always, on-failure[:N], unless-stopped")
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
-    p.add_argument("--network", "--net", help="private (default, loopback only), none or host")
+    network_flags(p)
     p.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
@@ -142,9 +143,9 @@ def _create(client: Client, a: Args) -> dict:
         a.rootfs, a.command, name=a.name, env=a.env or None, workdir=a.workdir, user=a.user,
         hostname=a.hostname, tty=a.tty or None, stdin=a.interactive or None,
         runtime=a.runtime, restart_policy=a.restart, stop_signal=a.stop_signal,
-        stop_timeout=a.stop_timeout, network=a.network, read_only=a.read_only or None,
+        stop_timeout=a.stop_timeout, read_only=a.read_only or None,
         labels=pairs(a.label, "label") or None, auto_remove=a.rm or None,
-        log_size_max=a.log_size_max, **_limits(a))
+        log_size_max=a.log_size_max, **_limits(a), **network_options(a))
 
 
 def _limits(a: Args) -> dict[str, Any]:

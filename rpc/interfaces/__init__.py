@@ -10,7 +10,7 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 
-INTERFACES = ("org.varlink.service", "io.varpod.System", "io.varpod.Container")
+INTERFACES = ("org.varlink.service", "io.varpod.System", "io.varpod.Container", "io.varpod.Network")
 
 
 def idl(interface: str) -> str:

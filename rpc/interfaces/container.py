@@ -28,6 +28,16 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     cpus: float | None = None
     pids_limit: int | None = None
     cpu_shares: int | None = None
+    ports: list[str] | None = None
+    publish_all: bool | None = None
+    expose: list[str] | None = None
+    ip: str | None = None
+    mac_address: str | None = None
+    dns: list[str] | None = None
+    dns_search: list[str] | None = None
+    dns_option: list[str] | None = None
+    add_hosts: list[str] | None = None
+    network_aliases: list[str] | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -80,6 +90,43 @@ class HostConfig(msgspec.Struct):
     PidsLimit: int
 
 
+class HostPort(msgspec.Struct):
+    HostIp: str
+    HostPort: str
+
+
+class EndpointSettings(msgspec.Struct):
+    EndpointID: str = ""
+    Gateway: str = ""
+    IPAddress: str = ""
+    IPPrefixLen: int = 0
+    IPv6Gateway: str = ""
+    GlobalIPv6Address: str = ""
+    GlobalIPv6PrefixLen: int = 0
+    MacAddress: str = ""
+    NetworkID: str = ""
+    Aliases: list[str] = []
+
+
+class NetworkSettings(msgspec.Struct):
+    EndpointID: str = ""
+    Gateway: str = ""
+    IPAddress: str = ""
+    IPPrefixLen: int = 0
+    IPv6Gateway: str = ""
+    GlobalIPv6Address: str = ""
+    GlobalIPv6PrefixLen: int = 0
+    MacAddress: str = ""
+    Bridge: str = ""
+    SandboxID: str = ""
+    HairpinMode: bool = False
+    LinkLocalIPv6Address: str = ""
+    LinkLocalIPv6PrefixLen: int = 0
+    Ports: dict[str, list[HostPort] | None] = {}
+    SandboxKey: str = ""
+    Networks: dict[str, EndpointSettings] = {}
+
+
 class ContainerInspect(msgspec.Struct):
     Id: str
     Created: str
@@ -96,6 +143,7 @@ class ContainerInspect(msgspec.Struct):
     BundlePath: str
     Config: ContainerConfig
     HostConfig: HostConfig
+    NetworkSettings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
 
 
 class ContainerSummary(msgspec.Struct):

@@ -14,10 +14,12 @@ from varpod.core.errors import BY_RPC_NAME
 from varpod.rpc import interfaces
 from varpod.rpc.interfaces import INTERFACES, idl
 from varpod.rpc.interfaces import container as C
+from varpod.rpc.interfaces import network as N
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
+from varpod.rpc.service_networks import NetworkService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
 
@@ -56,8 +58,19 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.List": C.ListReply,
     "io.varpod.Container.Checkpoint": C.IdReply,
     "io.varpod.Container.Restore": C.IdReply,
+    "io.varpod.Network.Create": N.CreateReply,
+    "io.varpod.Network.Inspect": N.InspectReply,
+    "io.varpod.Network.List": N.ListReply,
+    "io.varpod.Network.Exists": N.ExistsReply,
+    "io.varpod.Network.Remove": N.RemoveReply,
+    "io.varpod.Network.Prune": N.PruneReply,
+    "io.varpod.Network.Connect": N.ConnectionReply,
+    "io.varpod.Network.Disconnect": N.ConnectionReply,
+    "io.varpod.Network.Reload": N.ReloadReply,
+    "io.varpod.Network.Ports": N.PortsReply,
 }
-MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C}
+MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C,
+           "io.varpod.Network": N}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -65,6 +78,7 @@ def _registry() -> tuple[Registry, Service]:
     service = Service(engine=object(), bus=object(), info={})
     registry = Registry()
     service.register(registry)
+    NetworkService(engine=object(), networks=object(), bus=object()).register(registry)
     return registry, service
 
 
