@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 VARPOD  := $(VENV)/bin/varpod
 ROOTFS  ?= rootfs
 SOCKET  ?= /run/varpod/varpod.sock
-APT_PKGS := runc busybox-static python3-venv iproute2
+APT_PKGS := runc busybox-static python3-venv iproute2 containernetworking-plugins aardvark-dns iptables
 
 .PHONY: deps setup dev demo test lint bench stop-daemon clean
 
@@ -17,7 +17,7 @@ deps:
 # A regular (not editable) install, as users get it: compiled bytecode and no
 # import hook at start-up (the editable one costs the CLI ~11 ms per command).
 # It is redone whenever the package's sources change.
-PKG_SOURCES := pyproject.toml setup.py $(wildcard __init__.py core/*.py rpc/*.py rpc/cli/*.py rpc/interfaces/* native/*.py native/src/*)
+PKG_SOURCES := pyproject.toml setup.py $(wildcard __init__.py core/*.py core/network/*.py rpc/*.py rpc/cli/*.py rpc/interfaces/* native/*.py native/src/*)
 
 $(VENV)/.installed: $(PKG_SOURCES)
 	$(MAKE) deps
