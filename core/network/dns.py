@@ -49,7 +49,6 @@ class DnsServer:
         self.config_dir = config_dir
         self.binary = binary
         self.port = port
-        self._lock = asyncio.Lock()  # one update at a time: files, then the signal
 
     def require(self) -> str:
         if self.binary is None:
@@ -58,26 +57,28 @@ class DnsServer:
         return self.binary
 
     async def update(self, networks: dict[str, tuple[str, list[Entry]]]) -> None:
-        """Serve exactly ``networks``: name -> (gateway, entries). Empty: stop serving."""
-        async with self._lock:
-            os.makedirs(self.config_dir, mode=0o755, exist_ok=True)
-            wanted = {name: v for name, v in networks.items() if v[1]}
-            for name in os.listdir(self.config_dir):
-                if name != "aardvark.pid" and name not in wanted:
-                    os.unlink(os.path.join(self.config_dir, name))
-            for name, (gateway, entries) in wanted.items():
-                _write_atomically(os.path.join(self.config_dir, name), _config_text(gateway, entries))
-            pid = self.pid()
-            if not wanted:
-                if pid:
-                    os.kill(pid, signal.SIGTERM)
-                    log.info("stopped aardvark-dns (pid %d): no container needs it", pid)
-                return
+        """Serve exactly ``networks``: name -> (gateway, entries). Empty: stop serving.
+
+        One call at a time (the caller's lock): files, then the signal.
+        """
+        os.makedirs(self.config_dir, mode=0o755, exist_ok=True)
+        wanted = {name: v for name, v in networks.items() if v[1]}
+        for name in os.listdir(self.config_dir):
+            if name != "aardvark.pid" and name not in wanted:
+                os.unlink(os.path.join(self.config_dir, name))
+        for name, (gateway, entries) in wanted.items():
+            _write_atomically(os.path.join(self.config_dir, name), _config_text(gateway, entries))
+        pid = self.pid()
+        if not wanted:
             if pid:
-                os.kill(pid, signal.SIGHUP)
-            else:
-                await self._start()
-            await self._wait_listening([gw for gw, _ in wanted.values()])
+                os.kill(pid, signal.SIGTERM)
+                log.info("stopped aardvark-dns (pid %d): no container needs it", pid)
+            return
+        if pid:
+            os.kill(pid, signal.SIGHUP)
+        else:
+            await self._start()
+        await self._wait_listening([gw for gw, _ in wanted.values()])
 
     def pid(self) -> int:
         """The running aardvark-dns of this directory, or 0."""

@@ -10,6 +10,7 @@ the container's lock for the per-container verbs.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -77,6 +78,7 @@ class Networks:
         aardvark = config.aardvark or find_aardvark()
         self.dns = DnsServer(monitor, os.path.join(run_root, "aardvark-dns"), aardvark or None,
                              config.dns_port)
+        self._dns_lock = asyncio.Lock()
         if config.default_network not in {n.name for n in self.store.networks()}:
             self._add_default()
 
@@ -230,10 +232,16 @@ class Networks:
         return self.store.sandbox(cid)
 
     async def forget(self, cid: str) -> None:
-        """The container is gone: its attachments torn down (again, if need be) and dropped."""
-        await self.teardown(cid)
-        for ep in self.store.endpoints_of(cid):
-            self.store.delete_endpoint(cid, ep.network)
+        """The container is gone: its attachments torn down (again, if need be) and dropped.
+
+        Dropped even when a DEL fails again: a ghost endpoint would keep its network from
+        ever being removed. The failure is logged; recover() collects the IP it held.
+        """
+        try:
+            await self.teardown(cid)
+        finally:
+            for ep in self.store.endpoints_of(cid):
+                self.store.delete_endpoint(cid, ep.network)
 
     # -- setup and teardown (prepare, release) -------------------------------------------------
 
@@ -333,17 +341,20 @@ class Networks:
 
     async def update_dns(self) -> None:
         """Tell aardvark-dns about every attached endpoint on a DNS-enabled network."""
-        wanted: dict[str, tuple[str, list[Entry]]] = {}
-        for net in self.store.networks():
-            if not net.dns_enabled:
-                continue
-            entries = [(ep.container_id, ep.address[0], tuple(ep.names))
-                       for ep in self.store.endpoints_on(net.name)
-                       if ep.attached and ep.address[0] and ep.names]
-            wanted[net.name] = (net.gateway, entries)
-        if self.dns.binary is None and not any(v[1] for v in wanted.values()):
-            return
-        await self.dns.update(wanted)
+        # The view is taken under the lock: one computed before another update finished
+        # could otherwise be written after it, and drop that update's container.
+        async with self._dns_lock:
+            wanted: dict[str, tuple[str, list[Entry]]] = {}
+            for net in self.store.networks():
+                if not net.dns_enabled:
+                    continue
+                entries = [(ep.container_id, ep.address[0], tuple(ep.names))
+                           for ep in self.store.endpoints_on(net.name)
+                           if ep.attached and ep.address[0] and ep.names]
+                wanted[net.name] = (net.gateway, entries)
+            if self.dns.binary is None and not any(v[1] for v in wanted.values()):
+                return
+            await self.dns.update(wanted)
 
     # -- connect, disconnect, reload (under the container's lock) ------------------------------
 

@@ -43,6 +43,9 @@ def parse_publish(spec: str) -> list[PortMapping]:
         raise InvalidPortSpec(f"port spec {spec!r} has too many colons", spec=spec)
     host_ip = fields[0] if len(fields) == 3 else ""
     host = fields[-2] if len(fields) >= 2 else ""
+    if len(fields) == 2 and not host:
+        raise InvalidPortSpec(f"port spec {spec!r} has an empty host port (IP::PORT means any)",
+                              spec=spec)
     if host_ip:
         host_ip = _host_ip(host_ip, spec)
     ctr_lo, ctr_hi = _range(fields[-1], spec, allow_zero=False)
