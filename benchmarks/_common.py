@@ -89,6 +89,7 @@ class Daemon:
         self.log_path = base / "daemon.log"
         self.log_level = log_level
         self.proc: subprocess.Popen | None = None
+        self.prefix: list[str] = []  # e.g. nsenter --net=FILE: the daemon runs in that namespace
 
     @property
     def pid(self) -> int:
@@ -96,7 +97,7 @@ class Daemon:
         return self.proc.pid
 
     def start(self, timeout: float = 15.0) -> Daemon:
-        cmd = [sys.executable, "-m", "varpod.rpc.cli", "serve", "--root", self.root,
+        cmd = [*self.prefix, sys.executable, "-m", "varpod.rpc.cli", "serve", "--root", self.root,
                "--run-root", self.run_root, "--socket", self.socket, "--log-level", self.log_level]
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:

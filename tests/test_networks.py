@@ -232,6 +232,33 @@ def test_connect_and_disconnect_a_running_container(nc, net_daemon, rootfs):
     assert removed.containers == [db] and nc.network_exists("back") is False
 
 
+def exec_out(c, cid: str, command: list[str]) -> tuple[int, str]:
+    eid = c.exec_create(cid, command)
+    out = b"".join(data for _, data in c.exec_start(eid, attach=True)).decode(errors="replace")
+    return c.exec_inspect(eid).ExitCode, out
+
+
+def test_a_closed_forward_chain_gets_the_firewall_plugins_rules(nc, net_daemon, rootfs):
+    d = net_daemon
+    nc.network_create("left")
+    nc.network_create("right")
+    srv = serve(nc, rootfs, network="right")  # made while FORWARD is open: no firewall plugin
+    assert not [r for r in leftovers(d)["rules"] if "CNI-FORWARD" in r]
+    d.netns.run("iptables", "-P", "FORWARD", "DROP", check=True)
+    try:
+        tgt = serve(nc, rootfs, network="left")
+        ip = nc.inspect(tgt).NetworkSettings.IPAddress
+        assert len([r for r in leftovers(d)["rules"] if "CNI-FORWARD" in r]) == 2
+        # Between networks traffic is forwarded: the server, without rules of its own, is dropped.
+        fetch = ["timeout", "3", "wget", "-qO-", f"http://{ip}/hostname"]
+        assert exec_out(nc, srv, fetch)[0] != 0
+        nc.network_reload(srv)  # the reload asks again, and gives it the plugin's rules
+        assert len([r for r in leftovers(d)["rules"] if "CNI-FORWARD" in r]) == 4
+        assert exec_out(nc, srv, fetch) == (0, f"{tgt[:12]}\n")
+    finally:
+        d.netns.run("iptables", "-P", "FORWARD", "ACCEPT", check=True)
+
+
 # -- reload -------------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,9 @@ and a plugin's own message is carried in ``CNIFailed``.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +23,8 @@ import msgspec
 
 from ..errors import CNIFailed, Unsupported
 from ..monitor import Monitor
+
+log = logging.getLogger("varpod.network.cni")
 
 CNI_VERSION = "1.0.0"
 DEFAULT_PLUGIN_DIRS = ("/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
@@ -131,10 +135,13 @@ class CNI:
             "PATH": os.environ.get("PATH", _PATH) + ":" + _PATH,
         }
         stdin = _memfd(json.dumps(conf).encode())
+        started = time.monotonic()
         try:
             done = await self._monitor.run([path], stdin=stdin, env=env)
         finally:
             os.close(stdin)
+        log.debug("CNI %s %s of %s (%s): %.1f ms, exit %s", plugin, command, att.container_id[:12],
+                  att.ifname, (time.monotonic() - started) * 1e3, done.exit.code)
         if done.ok:
             if not done.stdout.strip():
                 return None
