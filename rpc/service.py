@@ -494,7 +494,9 @@ def _summary(rec: ContainerRecord, now: int) -> C.ContainerSummary:
         State=st.state.value, Status=status_text(rec, now), ExitCode=st.exit_code,
         Exited=exited, ExitedAt=st.finished_at // 10**9 if st.finished_at else 0,
         StartedAt=st.started_at // 10**9 if st.started_at else 0, Pid=st.pid,
-        Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove)
+        Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove,
+        Ports=[C.PortSummary(host_ip=p.host_ip, container_port=p.container_port, host_port=p.host_port,
+                             range=1, protocol=p.protocol) for p in cfg.net.ports])
 
 
 def _wire_event(ev: core_events.Event) -> S.Event:

@@ -456,3 +456,39 @@ def test_nothing_leaks_after_rm_and_a_daemon_killed_mid_life(fresh_net_daemon, r
         assert c.network_prune() == ["survivors"]
     assert_clean(d)
     assert d.netns.run("ip", "-o", "link", "show", "type", "bridge").stdout.count("varpod1") == 0
+
+
+# -- the command line ---------------------------------------------------------------------------------
+
+
+def test_the_network_commands(nc, net_daemon, rootfs):
+    d = net_daemon
+    made = varpod(d, "network", "create", "--subnet", "10.89.1.0/24", "--label", "team=a", "web")
+    assert made.stdout == "web\n"
+    table = varpod(d, "network", "ls").stdout.splitlines()
+    assert table[0].split() == ["NETWORK", "ID", "NAME", "DRIVER"]
+    assert [row.split()[1:] for row in table[1:]] == [["varpod", "bridge"], ["web", "bridge"]]
+    assert varpod(d, "network", "ls", "-q", "--filter", "label=team=a").stdout == "web\n"
+    listed = json.loads(varpod(d, "network", "ls", "--format", "json").stdout)
+    shown = json.loads(varpod(d, "network", "inspect", "web").stdout)
+    assert listed[1] == shown[0]
+    assert shown[0]["subnets"] == [{"subnet": "10.89.1.0/24", "gateway": "10.89.1.1"}]
+    assert (varpod(d, "network", "exists", "web").returncode,
+            varpod(d, "network", "exists", "nope").returncode) == (0, 1)
+    dup = varpod(d, "network", "create", "--subnet", "10.89.1.128/25", "other")
+    assert dup.returncode == 125 and "overlaps network web" in dup.stderr
+    cid = varpod(d, "run", "-d", "--network", "web", "-p", "127.0.0.1:8088:80", "--rootfs", rootfs,
+                 "httpd", "-f", "-p", "80", "-h", "/etc").stdout.strip()
+    assert fetch(d, "http://127.0.0.1:8088/hostname") == f"{cid[:12]}\n"
+    assert varpod(d, "port", cid).stdout == "80/tcp -> 127.0.0.1:8088\n"
+    ps = json.loads(varpod(d, "ps", "--format", "json").stdout)
+    assert ps[0]["Ports"] == [{"host_ip": "127.0.0.1", "container_port": 80, "host_port": 8088, "range": 1,
+                               "protocol": "tcp"}]
+    bad = varpod(d, "run", "--rm", "-p", "99999:80", "--rootfs", rootfs, "true")
+    assert bad.returncode == 125 and "out of range" in bad.stderr
+    in_use = varpod(d, "network", "rm", "web")
+    assert in_use.returncode == 125 and "used by 1 container" in in_use.stderr
+    assert varpod(d, "network", "rm", "-f", "web").stdout == "web\n"
+    varpod(d, "network", "create", "spare")
+    assert varpod(d, "network", "prune", input="n\n").stdout.endswith("[y/N] ")
+    assert varpod(d, "network", "prune", "-f").stdout == "spare\n"

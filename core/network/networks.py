@@ -265,9 +265,11 @@ class Networks:
         try:
             self.store.save_sandbox(sandbox)
             await self.netns.create(cid)
-            for i, ep in enumerate(self.store.endpoints_of(cid)):
+            endpoints = self.store.endpoints_of(cid)
+            for i, ep in enumerate(endpoints):
                 await self._attach(rec, ep, sandbox, primary=i == 0)
-            await self.update_dns()
+            if any(self._dns_network(ep.network) for ep in endpoints):
+                await self.update_dns()
         except BaseException:
             try:
                 await self.teardown(cid)

@@ -146,6 +146,14 @@ class ContainerInspect(msgspec.Struct):
     NetworkSettings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
 
 
+class PortSummary(msgspec.Struct):
+    host_ip: str
+    container_port: int
+    host_port: int
+    range: int
+    protocol: str
+
+
 class ContainerSummary(msgspec.Struct):
     Id: str
     Names: list[str]
@@ -162,6 +170,7 @@ class ContainerSummary(msgspec.Struct):
     Pid: int
     Labels: dict[str, str]
     AutoRemove: bool
+    Ports: list[PortSummary] = []
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):
