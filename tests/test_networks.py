@@ -24,10 +24,12 @@ from varpod.core.errors import (
     InvalidState,
     NetworkExists,
     NetworkInUse,
+    NoSuchContainer,
     NoSuchNetwork,
     NotConnected,
     PortInUse,
     SubnetOverlap,
+    Unsupported,
 )
 
 # Rules a CNI plugin makes for one container (the shared CNI-* chains stay, as with podman):
@@ -362,7 +364,7 @@ def test_a_stopped_and_restarted_container_gets_its_network_back(nc, net_daemon,
     ({"dns": ["not-an-ip"]}, InvalidConfig),
     ({"add_hosts": ["noip"]}, InvalidConfig),
     ({"add_hosts": ["h:999.1.1.1"]}, InvalidConfig),
-    ({"network": "container:nosuch"}, Exception),
+    ({"network": "container:nosuch"}, NoSuchContainer),
     ({"expose": ["99999"], "publish_all": True}, InvalidPortSpec),
 ])
 def test_bad_network_options_are_refused_at_create(nc, rootfs, kw, error):
@@ -383,7 +385,8 @@ def test_bad_network_options_are_refused_at_create(nc, rootfs, kw, error):
     ({"name": "x", "gateway": "10.97.0.1"}, InvalidNetworkConfig),
     ({"name": "bridge"}, InvalidNetworkConfig),
     ({"name": "../etc"}, InvalidNetworkConfig),
-    ({"name": "x", "driver": "macvlan"}, Exception),
+    ({"name": "x", "driver": "macvlan"}, Unsupported),
+    ({"name": "aardvark.pid"}, InvalidNetworkConfig),
 ])
 def test_bad_networks_are_refused(nc, kw, error):
     nc.network_create("dup", subnet="10.95.1.0/24")

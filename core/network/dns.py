@@ -30,6 +30,7 @@ AARDVARK_PATHS = ("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-
 DNS_PORT = 53
 SEARCH_DOMAIN = "dns.podman"  # what podman's containers search, so their scripts work here too
 READY_TIMEOUT = 5.0
+PID_FILE = "aardvark.pid"  # aardvark-dns writes it beside the network files (a reserved name)
 
 
 def find_aardvark(paths: tuple[str, ...] = AARDVARK_PATHS) -> str | None:
@@ -64,7 +65,7 @@ class DnsServer:
         os.makedirs(self.config_dir, mode=0o755, exist_ok=True)
         wanted = {name: v for name, v in networks.items() if v[1]}
         for name in os.listdir(self.config_dir):
-            if name != "aardvark.pid" and name not in wanted:
+            if name != PID_FILE and name not in wanted:
                 os.unlink(os.path.join(self.config_dir, name))
         for name, (gateway, entries) in wanted.items():
             _write_atomically(os.path.join(self.config_dir, name), _config_text(gateway, entries))
@@ -83,7 +84,7 @@ class DnsServer:
     def pid(self) -> int:
         """The running aardvark-dns of this directory, or 0."""
         try:
-            with open(os.path.join(self.config_dir, "aardvark.pid")) as f:
+            with open(os.path.join(self.config_dir, PID_FILE)) as f:
                 pid = int(f.read().strip() or 0)
         except (OSError, ValueError):
             return 0
@@ -132,7 +133,8 @@ def _config_text(gateway: str, entries: list[Entry]) -> str:
 
 
 def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
+    # A dot name: no network can have it (names start with a letter or digit).
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)

@@ -9,7 +9,8 @@ import msgspec
 # --network values that are modes rather than network names (podman reserves these too).
 MODES = ("private", "host", "none", "bridge")
 CONTAINER_PREFIX = "container:"
-RESERVED_NAMES = frozenset((*MODES, "container", "default", "ns", "slirp4netns", "pasta"))
+# ... and aardvark-dns's pid file, which lives among the per-network files.
+RESERVED_NAMES = frozenset((*MODES, "container", "default", "ns", "slirp4netns", "pasta", "aardvark.pid"))
 
 
 class PortMapping(msgspec.Struct, frozen=True, omit_defaults=True):
