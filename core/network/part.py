@@ -50,7 +50,9 @@ class NetworkPart(Part):
 
     async def create(self, opts: CreateOptions, config: ContainerConfig) -> ContainerConfig:
         ports = [m for spec in _listed(opts.ports, "ports") for m in parse_publish(spec)]
-        expose = sorted({p for spec in _listed(opts.expose, "expose") for p in parse_expose(spec)})
+        # An earlier part (an image's EXPOSE) may have filled config.net.expose already.
+        expose = sorted({*config.net.expose,
+                         *(p for spec in _listed(opts.expose, "expose") for p in parse_expose(spec))})
         wants_bridge = bool(ports or opts.publish_all or opts.ip or opts.mac_address
                             or opts.network_aliases)
         mode = opts.network or ("bridge" if wants_bridge else self.networks.config.default_mode)

@@ -7,7 +7,7 @@ import sys
 
 from ...core.errors import VarpodError
 from ..fastargs import REMAINDER
-from .common import EXIT_ERROR, out, pairs, to_json
+from .common import EXIT_ERROR, each, out, pairs, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -118,14 +118,7 @@ def _rm_args(p: Parser) -> None:
 
 
 def cmd_rm(client: Client, a: Args) -> int:
-    rc = 0
-    for name in a.names:
-        try:
-            out(client.network_remove(name, force=a.force, timeout=a.time)["name"])
-        except VarpodError as e:
-            print(f"Error: {e.message}", file=sys.stderr)
-            rc = EXIT_ERROR
-    return rc
+    return each(client, a.names, lambda n: client.network_remove(n, force=a.force, timeout=a.time))
 
 
 def _prune_args(p: Parser) -> None:
