@@ -10,6 +10,7 @@ CLI must not pay for the rest.
     dns.py      aardvark-dns, driven through its configuration directory as netavark does
     etcfiles.py /etc/hosts, /etc/hostname and /etc/resolv.conf of each container
     store.py    networks, endpoints and sandboxes in SQLite
+    checks.py   names, subnets, addresses, MACs; the host's routes and interfaces
     networks.py the public verbs (create, remove, connect, reload ...)
     part.py     NetworkPart: the hooks the engine calls in a container's life
 """

@@ -35,15 +35,26 @@ from ..errors import (
     Unsupported,
     VarpodError,
 )
-from ..model import NAME_MAX, NAME_RE, ContainerRecord
+from ..model import ContainerRecord
 from ..monitor import Monitor
 from . import etcfiles
+from .checks import (
+    binary,
+    check_alias,
+    check_mac,
+    check_network_name,
+    check_static_ip,
+    host_routes,
+    interfaces,
+    parse_gateway,
+    parse_subnet,
+)
 from .cni import CNI, CNI_VERSION, DEFAULT_PLUGIN_DIRS, Attachment
 from .dns import DnsServer, Entry, find_aardvark
 from .netns import NetnsDir
 from .ports import Reservations
 from .store import NetworkStore
-from .types import RESERVED_NAMES, Endpoint, Network, Sandbox
+from .types import Endpoint, Network, Sandbox
 
 log = logging.getLogger("varpod.network")
 
@@ -95,7 +106,7 @@ class Networks:
     # -- networks -------------------------------------------------------------------------
 
     def _add_default(self) -> None:
-        subnet = _subnet(self.config.default_subnet)
+        subnet = parse_subnet(self.config.default_subnet)
         self.store.add_network(Network(
             name=self.config.default_network, id=secrets.token_hex(32),
             interface=f"{BRIDGE_PREFIX}0", subnet=str(subnet), gateway=str(subnet[1]),
@@ -121,13 +132,13 @@ class Networks:
         if any(n.name == name for n in self.store.networks()):
             raise NetworkExists(f"network {name} already exists", name=name)
         if subnet:
-            net = _subnet(subnet)
+            net = parse_subnet(subnet)
             self._check_overlap(net)
         elif gateway:
             raise InvalidNetworkConfig("--gateway needs --subnet", field="gateway")
         else:
-            net = self._free_subnet()
-        gw = _gateway(net, gateway) if gateway else net[1]
+            net = self._freeparse_subnet()
+        gw = parse_gateway(net, gateway) if gateway else net[1]
         record = Network(name=name, id=secrets.token_hex(32), interface=self._free_interface(),
                          subnet=str(net), gateway=str(gw), internal=internal, dns_enabled=dns,
                          labels=dict(labels or {}), created_at=time.time_ns())
@@ -145,7 +156,7 @@ class Networks:
                 raise SubnetOverlap(f"subnet {net} overlaps the host's route {route} on {dev}",
                                     field="subnet", subnet=str(net), other=f"route on {dev}")
 
-    def _free_subnet(self) -> ipaddress.IPv4Network:
+    def _freeparse_subnet(self) -> ipaddress.IPv4Network:
         for candidate in AUTO_SUBNETS.subnets(new_prefix=24):
             try:
                 self._check_overlap(candidate)
@@ -155,7 +166,7 @@ class Networks:
         raise InvalidNetworkConfig(f"no free /24 left in {AUTO_SUBNETS}: give --subnet", field="subnet")
 
     def _free_interface(self) -> str:
-        used = {n.interface for n in self.store.networks()} | set(_interfaces())
+        used = {n.interface for n in self.store.networks()} | set(interfaces())
         n = 1
         while f"{BRIDGE_PREFIX}{n}" in used:
             n += 1
@@ -176,10 +187,10 @@ class Networks:
                                f"{', '.join(u[:12] for u in users[:5])}; remove them or use --force",
                                name=net.name)
         self.store.delete_network(net.name)
-        if net.interface in _interfaces():
+        if net.interface in interfaces():
             # The CNI bridge plugin makes the bridge on first use and never deletes it.
-            done = await self._monitor.run([_binary("ip"), "link", "del", net.interface])
-            if not done.ok and net.interface in _interfaces():
+            done = await self._monitor.run([binary("ip"), "link", "del", net.interface])
+            if not done.ok and net.interface in interfaces():
                 log.error("deleting bridge %s of network %s: %s", net.interface, net.name,
                           done.stderr.decode(errors="replace").strip())
         shutil.rmtree(os.path.join(self.ipam_dir, net.name), ignore_errors=True)
@@ -309,7 +320,7 @@ class Networks:
     async def _forward_open(self) -> bool:
         """True when the FORWARD chain passes every packet: policy ACCEPT, no rule but the
         firewall plugin's own jump. Asked at every attachment (and so at every reload)."""
-        done = await self._monitor.run([_binary("iptables"), "-w", "-S", "FORWARD"])
+        done = await self._monitor.run([binary("iptables"), "-w", "-S", "FORWARD"])
         if not done.ok:
             return False
         for line in done.stdout.decode(errors="replace").splitlines():
@@ -537,104 +548,3 @@ async def _logged(coro: Any, what: str) -> None:
         await coro
     except Exception:
         log.exception("network recovery of %s failed", what[:12])
-
-
-# -- checks -------------------------------------------------------------------------------------
-
-
-def check_network_name(name: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > NAME_MAX or not NAME_RE.match(name):
-        raise InvalidNetworkConfig(f"invalid network name {str(name)[:80]!r}: names are 1-{NAME_MAX} "
-                                   "characters of [a-zA-Z0-9_.-] and start with a letter or digit",
-                                   field="name")
-    if name in RESERVED_NAMES:
-        raise InvalidNetworkConfig(f"network name {name!r} is reserved for a network mode", field="name")
-    return name
-
-
-def _subnet(text: str) -> ipaddress.IPv4Network:
-    try:
-        net = ipaddress.ip_network(text, strict=True)
-    except ValueError as e:
-        raise InvalidNetworkConfig(f"invalid subnet {text[:60]!r}: {e}", field="subnet") from None
-    if net.version != 4:
-        raise InvalidNetworkConfig(f"subnet {text[:60]!r}: IPv6 networks are not supported",
-                                   field="subnet")
-    if net.prefixlen > 30:
-        raise InvalidNetworkConfig(f"subnet {net} is too small: at most /30", field="subnet")
-    if net.is_loopback or net.is_multicast or net.is_link_local:
-        raise InvalidNetworkConfig(f"subnet {net} is not usable for containers", field="subnet")
-    return net
-
-
-def _gateway(net: ipaddress.IPv4Network, text: str) -> ipaddress.IPv4Address:
-    try:
-        gw = ipaddress.IPv4Address(text)
-    except ValueError:
-        raise InvalidNetworkConfig(f"invalid gateway {text[:60]!r}", field="gateway") from None
-    if gw not in net or gw in (net.network_address, net.broadcast_address):
-        raise InvalidNetworkConfig(f"gateway {gw} is not a host address of subnet {net}",
-                                   field="gateway")
-    return gw
-
-
-def check_static_ip(net: Network, text: str) -> str:
-    try:
-        ip = ipaddress.IPv4Address(text)
-    except ValueError:
-        raise InvalidConfig(f"--ip {text[:60]!r} is not an IPv4 address", field="ip") from None
-    subnet = ipaddress.IPv4Network(net.subnet)
-    if ip not in subnet or ip in (subnet.network_address, subnet.broadcast_address) \
-            or str(ip) == net.gateway:
-        raise InvalidConfig(f"--ip {ip} is not a free host address of network {net.name} "
-                            f"({net.subnet}, gateway {net.gateway})", field="ip")
-    return str(ip)
-
-
-def check_mac(text: str) -> str:
-    parts = text.split(":")
-    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
-                                  for p in parts):
-        raise InvalidConfig(f"--mac-address {text[:40]!r} is not a MAC address", field="mac_address")
-    if int(parts[0], 16) & 1:
-        raise InvalidConfig(f"--mac-address {text} is a multicast address", field="mac_address")
-    return text.lower()
-
-
-def check_alias(text: str) -> str:
-    if not etcfiles.check_hostname(text):
-        raise InvalidConfig(f"network alias {text[:60]!r} is not a valid name", field="aliases")
-    return text
-
-
-def host_routes() -> list[tuple[str, ipaddress.IPv4Network]]:
-    """(device, destination) of this network namespace's IPv4 routes, default route aside."""
-    out = []
-    try:
-        with open("/proc/self/net/route") as f:
-            next(f, None)
-            for line in f:
-                fields = line.split()
-                dest, mask = int(fields[1], 16), int(fields[7], 16)
-                if mask == 0:
-                    continue
-                addr = ipaddress.IPv4Address(dest.to_bytes(4, "little"))
-                prefix = bin(mask).count("1")
-                out.append((fields[0], ipaddress.IPv4Network(f"{addr}/{prefix}", strict=False)))
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
-def _interfaces() -> list[str]:
-    """This network namespace's interfaces (/sys/class/net shows the one sysfs was mounted in)."""
-    try:
-        with open("/proc/self/net/dev") as f:
-            return [line.split(":", 1)[0].strip() for line in f.readlines()[2:]]
-    except OSError:
-        return []
-
-
-def _binary(name: str) -> str:
-    return next((path for d in ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
-                 if os.path.exists(path := os.path.join(d, name))), name)

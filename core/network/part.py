@@ -29,7 +29,8 @@ from ..parts import Launch, Part
 from ..states import State
 from ..store import Store
 from . import etcfiles
-from .networks import Networks, check_alias, check_mac
+from .checks import check_alias, check_mac
+from .networks import Networks
 from .ports import check_all, parse_expose, parse_publish
 from .types import CONTAINER_PREFIX, NetOptions, PortMapping
 

@@ -6,7 +6,8 @@ import pytest
 
 from varpod.core.errors import InvalidConfig, InvalidNetworkConfig, NetworkExists, SubnetOverlap, Unsupported
 from varpod.core.monitor import Monitor
-from varpod.core.network.networks import NetworkConfig, Networks, check_mac, check_static_ip
+from varpod.core.network.checks import check_mac, check_static_ip
+from varpod.core.network.networks import NetworkConfig, Networks
 
 pytestmark = pytest.mark.anyio
 
