@@ -33,6 +33,9 @@ ERROR_NAMES = {1: "incompatible CNI version", 2: "unsupported field", 3: "contai
                4: "invalid environment", 5: "I/O failure", 6: "failed to decode content",
                7: "invalid network config", 11: "try again later"}
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# A plugin takes milliseconds; one stuck (on the xtables lock, say) fails its container's
+# start or removal with CNIFailed after this long, instead of holding its lock for ever.
+PLUGIN_TIMEOUT = 120.0
 
 
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,9 +66,11 @@ def plugin_config(conflist: Mapping[str, Any], plugin: Mapping[str, Any],
 class CNI:
     """The plugins found on ``plugin_dirs``, run through the daemon's monitor."""
 
-    def __init__(self, monitor: Monitor, plugin_dirs: Sequence[str] = DEFAULT_PLUGIN_DIRS) -> None:
+    def __init__(self, monitor: Monitor, plugin_dirs: Sequence[str] = DEFAULT_PLUGIN_DIRS,
+                 timeout: float = PLUGIN_TIMEOUT) -> None:
         self._monitor = monitor
         self.plugin_dirs = [d for d in plugin_dirs if d]
+        self.timeout = timeout
         self._found: dict[str, str] = {}
 
     def find(self, plugin: str) -> str:
@@ -137,7 +142,10 @@ class CNI:
         stdin = _memfd(json.dumps(conf).encode())
         started = time.monotonic()
         try:
-            done = await self._monitor.run([path], stdin=stdin, env=env)
+            done = await self._monitor.run([path], stdin=stdin, env=env, timeout=self.timeout)
+        except TimeoutError:
+            raise CNIFailed(f"CNI plugin {plugin} did not finish {command} within {self.timeout:g} s "
+                            "and was killed", plugin=plugin, code=0) from None
         finally:
             os.close(stdin)
         log.debug("CNI %s %s of %s (%s): %.1f ms, exit %s", plugin, command, att.container_id[:12],

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -44,6 +45,8 @@ def plugins(tmp_path):
         path.chmod(0o755)
     (tmp_path / "silent").write_text("#!/bin/sh\nexit 3\n")
     (tmp_path / "silent").chmod(0o755)
+    (tmp_path / "stuck").write_text("#!/bin/sh\nsleep 60 &\nsleep 60\n")  # a child holds the pipes too
+    (tmp_path / "stuck").chmod(0o755)
     return tmp_path
 
 
@@ -123,3 +126,11 @@ async def test_missing_or_hostile_plugin_types(plugins, tmp_path):
         with pytest.raises(CNIFailed):
             cni.find(bad)
     assert os.path.basename(cni.find("first")) == "first"
+
+
+async def test_a_stuck_plugin_is_killed_with_its_children(plugins):
+    cni = CNI(Monitor(), [str(plugins)], timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(CNIFailed, match=r"did not finish ADD within 0\.3 s") as e:
+        await cni.add(conflist("stuck"), ATT)
+    assert e.value.plugin == "stuck" and time.monotonic() - started < 5
