@@ -6,7 +6,8 @@ PY      := $(VENV)/bin/python
 VARPOD  := $(VENV)/bin/varpod
 ROOTFS  ?= rootfs
 SOCKET  ?= /run/varpod/varpod.sock
-APT_PKGS := runc busybox-static python3-venv iproute2 catatonit skopeo umoci docker-registry
+APT_PKGS := runc busybox-static python3-venv iproute2 catatonit skopeo umoci docker-registry \
+            containernetworking-plugins aardvark-dns iptables
 
 .PHONY: deps setup dev demo test lint bench stop-daemon clean
 

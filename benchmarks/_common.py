@@ -89,6 +89,7 @@ class Daemon:
         self.log_path = base / "daemon.log"
         self.log_level = log_level
         self.proc: subprocess.Popen | None = None
+        self.prefix: list[str] = []  # e.g. nsenter --net=FILE: the daemon runs in that namespace
 
     @property
     def pid(self) -> int:
@@ -96,7 +97,7 @@ class Daemon:
         return self.proc.pid
 
     def start(self, timeout: float = 15.0) -> Daemon:
-        cmd = [sys.executable, "-m", "varpod.rpc.cli", "serve", "--root", self.root,
+        cmd = [*self.prefix, sys.executable, "-m", "varpod.rpc.cli", "serve", "--root", self.root,
                "--run-root", self.run_root, "--socket", self.socket, "--log-level", self.log_level]
         self.base.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
@@ -252,13 +253,16 @@ def runc_bundle(path: Path, rootfs: str, command: list[str], network: str = "pri
     import msgspec
 
     from varpod.core.model import ContainerConfig
-    from varpod.core.spec import oci_config, write_etc_files
+    from varpod.core.network import etcfiles
+    from varpod.core.spec import oci_config
 
     path.mkdir(parents=True, exist_ok=True)
     config = ContainerConfig(id=secrets.token_hex(32), name="bench-runc", rootfs=rootfs,
                              command=command, network=network)
-    write_etc_files(config, str(path))
-    (path / "config.json").write_bytes(msgspec.json.encode(oci_config(config, str(path))))
+    etcfiles.write(str(path), etcfiles.texts(config))  # what NetworkPart does for private mode
+    spec = oci_config(config, str(path))
+    spec["mounts"] += etcfiles.mounts(str(path), rootfs, owned=False, read_only=False)
+    (path / "config.json").write_bytes(msgspec.json.encode(spec))
     return str(path)
 
 

@@ -7,12 +7,13 @@ release the container lock, so inspect, list and kill proceed meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 
 import msgspec
 
@@ -35,7 +36,6 @@ from .hostconfig import config_fields as host_config_fields
 from .locks import Locks
 from .logfile import LogWriter
 from .model import (
-    NETWORK_MODES,
     ContainerConfig,
     ContainerRecord,
     ContainerState,
@@ -51,7 +51,7 @@ from .monitor import ExitInfo, Monitor, alive
 from .parts import Launch, Parts
 from .paths import check_id
 from .runtime import OCIRuntime, RuntimeRegistry, RuntimeState
-from .spec import oci_config, resolve_user, update_resources, write_etc_files
+from .spec import oci_config, resolve_user, update_resources
 from .states import LIVE_STATES, Action, State, next_state
 from .stdio import ContainerIO, StdinWriter
 from .store import Store
@@ -231,9 +231,6 @@ class Engine:
                 raise InvalidConfig(f"environment entry {item[:80]!r} is not KEY=VALUE", field="env")
         if opts.workdir and not opts.workdir.startswith("/"):
             raise InvalidConfig(f"working directory {opts.workdir!r} is not absolute", field="workdir")
-        if opts.network not in NETWORK_MODES:
-            raise InvalidConfig(f"network mode {opts.network!r} is not one of {', '.join(NETWORK_MODES)}",
-                                field="network")
         if opts.stop_timeout < 0:
             raise InvalidConfig("stop timeout must be >= 0", field="stop_timeout")
         if opts.hostname and (len(opts.hostname) > 64 or "/" in opts.hostname or "\0" in opts.hostname):
@@ -333,7 +330,6 @@ class Engine:
         launch = Launch(bundle)
         await self.parts.prepare(rec, launch)
         try:
-            write_etc_files(rec.config, bundle)
             spec = launch.apply(oci_config(rec.config, bundle, self._live_of(rec.id).tty_size))
             with open(os.path.join(bundle, "config.json"), "wb") as f:
                 f.write(msgspec.json.encode(spec))
@@ -785,6 +781,14 @@ class Engine:
     def version(self) -> int:
         """Changes whenever any container's record does."""
         return self._store.version
+
+    @contextlib.asynccontextmanager
+    async def locked(self, ref: str) -> AsyncIterator[ContainerRecord]:
+        """A container's record under its lock, for a part's own operation on it (network
+        connect, reload): serialised with every lifecycle operation, as those are."""
+        cid = self.resolve(ref).id
+        async with self._locks.hold(cid):
+            yield self._store.get(cid)
 
     def inspect(self, ref: str) -> ContainerRecord:
         return self.resolve(ref)

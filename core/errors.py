@@ -349,6 +349,77 @@ class InvalidImage(VarpodError):
 
     rpc_name = "io.varpod.Image.InvalidImage"
     fields = ("digest",)
+# -- networks ------------------------------------------------------------------------
+
+
+class NoSuchNetwork(VarpodError):
+    """No network has that name or ID."""
+
+    rpc_name = "io.varpod.Network.NoSuchNetwork"
+    fields = ("name",)
+
+
+class NetworkExists(VarpodError):
+    """A network of that name already exists."""
+
+    rpc_name = "io.varpod.Network.NetworkExists"
+    fields = ("name",)
+
+
+class NetworkInUse(VarpodError):
+    """Containers are still attached to the network."""
+
+    rpc_name = "io.varpod.Network.NetworkInUse"
+    fields = ("name",)
+
+
+class InvalidNetworkConfig(VarpodError):
+    """A network setting (name, subnet, gateway, address, option) is malformed or inconsistent."""
+
+    rpc_name = "io.varpod.Network.InvalidNetworkConfig"
+    fields = ("field",)
+
+
+class SubnetOverlap(InvalidNetworkConfig):
+    """The subnet overlaps another network's, or a route of the host."""
+
+    rpc_name = "io.varpod.Network.SubnetOverlap"
+    fields = ("field", "subnet", "other")
+
+
+class InvalidPortSpec(VarpodError):
+    """A published port is malformed or out of range."""
+
+    rpc_name = "io.varpod.Network.InvalidPortSpec"
+    fields = ("spec",)
+
+
+class PortInUse(VarpodError):
+    """Another program (or container) holds the host port a container publishes."""
+
+    rpc_name = "io.varpod.Network.PortInUse"
+    fields = ("host_ip", "port", "protocol")
+
+
+class NotConnected(VarpodError):
+    """The container is not connected to that network."""
+
+    rpc_name = "io.varpod.Network.NotConnected"
+    fields = ("name", "container")
+
+
+class AlreadyConnected(VarpodError):
+    """The container is already connected to that network."""
+
+    rpc_name = "io.varpod.Network.AlreadyConnected"
+    fields = ("name", "container")
+
+
+class CNIFailed(VarpodError):
+    """A CNI plugin failed; ``message`` carries the plugin's own message."""
+
+    rpc_name = "io.varpod.Network.CNIFailed"
+    fields = ("plugin", "code")
 
 
 # -- varlink service errors (standard names) ----------------------------------

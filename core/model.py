@@ -11,6 +11,7 @@ import signal as _signal
 import msgspec
 
 from .errors import InvalidConfig, InvalidName
+from .network.types import NetOptions
 from .states import State
 
 # podman's rule for names, plus a length cap: names end up in paths and logs.
@@ -19,7 +20,6 @@ NAME_MAX = 253
 ID_RE = re.compile(r"[0-9a-f]{64}\Z")
 
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
-NETWORK_MODES = ("private", "host", "none")
 
 
 class RestartPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -175,6 +175,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     log_driver: str = "k8s-file"  # or none
     annotations: dict[str, str] = {}
     userns: str = ""  # "": the host's; ns:PATH joins one
+    net: NetOptions = NetOptions()  # networks, ports, addresses, DNS (core/network)
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,7 +195,7 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     restart_policy: str = "no"
     stop_signal: str = ""
     stop_timeout: int = 10
-    network: str = "private"
+    network: str = ""  # "": the daemon's default (bridge when ports are published)
     read_only: bool = False
     labels: dict[str, str] = {}
     auto_remove: bool = False
@@ -221,6 +222,18 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     log_driver: str = "k8s-file"
     annotations: dict[str, str] = {}
     userns: str = ""
+    # networking (core/network/part.py checks them): podman's -p/--publish, -P, --expose,
+    # --ip, --mac-address, --dns, --dns-search, --dns-option, --add-host, --network-alias
+    ports: list[str] = []
+    publish_all: bool = False
+    expose: list[str] = []
+    ip: str = ""
+    mac_address: str = ""
+    dns: list[str] = []
+    dns_search: list[str] = []
+    dns_option: list[str] = []
+    add_hosts: list[str] = []
+    network_aliases: list[str] = []
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):

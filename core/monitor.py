@@ -12,11 +12,13 @@ can reap the rare unknown orphan without stealing an exit status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import fcntl
 import logging
 import os
+import signal
 import time
 from collections.abc import Mapping, Sequence
 
@@ -140,10 +142,14 @@ class Monitor:
         stdout: int | None = None,
         stderr: int | None = None,
         extra_fds: Sequence[int] = (),
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Completed:
         """Run a helper to completion, capturing the streams not given as fds.
 
-        ``extra_fds`` become the child's fds 3, 4, ... (runc --preserve-fds).
+        ``extra_fds`` become the child's fds 3, 4, ... (runc --preserve-fds); ``env``
+        replaces the environment runtimes get (a CNI plugin's parameters travel there).
+        Past ``timeout`` seconds its process group is killed and TimeoutError raised.
         """
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = {0: null if stdin is None else stdin}
@@ -160,13 +166,26 @@ class Monitor:
                 else:
                     fds[target] = given
             try:
-                _, exited = self.spawn(argv, fds=fds)
+                pid, exited = self.spawn(argv, fds=fds, env=env)
             finally:
                 for target in pipes:
                     os.close(fds[target])
             chunks: dict[int, list[bytes]] = {1: [], 2: []}
             readers = [self._drain(r, chunks[t]) for t, r in pipes.items()]
-            info = await exited
+            if timeout is None:
+                info = await exited
+            else:
+                try:
+                    info = await asyncio.wait_for(asyncio.shield(exited), timeout)
+                except TimeoutError:
+                    # The group (it runs in a session of its own): a helper it started
+                    # would otherwise go on, holding the pipes.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                    await exited
+                    for reader in readers:
+                        reader.close()
+                    raise TimeoutError(f"{argv[0]} did not finish within {timeout:g} s") from None
             if readers:
                 await asyncio.gather(*readers)
             return Completed(info, b"".join(chunks[1]), b"".join(chunks[2]))

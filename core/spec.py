@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import resource
 
 from . import hostconfig
@@ -162,24 +161,8 @@ def mounts(config: ContainerConfig, bundle: str) -> list[dict]:
                     "options": ["nosuid", "noexec", "nodev", "ro"]})
     out.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                 "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
-    # Only where the rootfs already has the file: the user's rootfs is never modified.
-    for name in ("hostname", "hosts"):
-        if read_in_root(config.rootfs, f"/etc/{name}") is not None:
-            out.append({"destination": f"/etc/{name}", "type": "bind",
-                        "source": os.path.join(bundle, name), "options": ["bind", "ro"]})
+    # /etc/hosts, /etc/hostname and /etc/resolv.conf come from core/network (NetworkPart).
     return out
-
-
-def write_etc_files(config: ContainerConfig, bundle: str) -> None:
-    name = hostname(config)
-    _write(os.path.join(bundle, "hostname"), f"{name}\n")
-    _write(os.path.join(bundle, "hosts"),
-           f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\t{name}\n")
-
-
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def exec_process(config: ContainerConfig, *, command: list[str], env: list[str], workdir: str,

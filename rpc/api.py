@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 from .api_images import ImageAPI
+from .api_networks import NetworkAPI
 from .api_pods import PodAPI
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
@@ -35,7 +36,7 @@ def _limits(memory: int | str | None, cpus: float | None, pids_limit: int | None
     return _opts(memory=memory, cpus=cpus, pids_limit=pids_limit, cpu_shares=cpu_shares)
 
 
-class API(ImageAPI, PodAPI):
+class API(ImageAPI, NetworkAPI, PodAPI):
     def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
         raise NotImplementedError
 
@@ -82,17 +83,25 @@ class API(ImageAPI, PodAPI):
                auto_remove: bool | None = None, log_size_max: int | None = None,
                memory: int | str | None = None, cpus: float | None = None,
                pids_limit: int | None = None, cpu_shares: int | None = None,
-               pod: str | None = None, **host: Any) -> Any:
+               pod: str | None = None, ports: list[str] | None = None,
+               publish_all: bool | None = None, expose: list[str] | None = None,
+               ip: str | None = None, mac_address: str | None = None, dns: list[str] | None = None,
+               dns_search: list[str] | None = None, dns_option: list[str] | None = None,
+               add_hosts: list[str] | None = None, network_aliases: list[str] | None = None,
+               **host: Any) -> Any:
         """Create a container from a root filesystem directory or a local ``image`` (whose
         Entrypoint, Cmd, Env, WorkingDir, User, StopSignal and Labels apply unless given
         here); returns ``CreateReply(id, name)``.
 
         ``rootfs`` is a directory; a relative one is taken from this process's working
         directory. ``memory`` is bytes or a size like ``"64m"``; ``cpus`` a float (``0.5``);
-        ``pod`` a pod's name or ID to join. ``host`` takes the CreateSpec's host settings as
-        keywords: ``cap_add``, ``cap_drop``, ``privileged``, ``no_new_privileges``, ``ulimits``,
-        ``sysctls``, ``devices``, ``shm_size``, ``init``, ``log_driver``, ``annotations``,
-        ``userns`` (see the IDL).
+        ``pod`` a pod's name or ID to join. ``network``: ``private`` (default), ``none``,
+        ``host``, ``container:CTR``, ``bridge`` or network names (comma-separated); ``ports``
+        as podman's -p (``"8080:80/tcp"``), which without ``network`` means the default bridge
+        network. ``host`` takes the CreateSpec's host settings as keywords: ``cap_add``,
+        ``cap_drop``, ``privileged``, ``no_new_privileges``, ``ulimits``, ``sysctls``,
+        ``devices``, ``shm_size``, ``init``, ``log_driver``, ``annotations``, ``userns`` (see
+        the IDL).
         """
         # A relative path is this client's, not the daemon's (whose working directory differs).
         rootfs = os.path.abspath(rootfs) if rootfs else rootfs
@@ -103,7 +112,11 @@ class API(ImageAPI, PodAPI):
                      restart_policy=restart_policy, stop_signal=stop_signal,
                      stop_timeout=stop_timeout, network=network, read_only=read_only,
                      labels=labels, auto_remove=auto_remove, log_size_max=log_size_max,
-                     pod=pod, **_limits(memory, cpus, pids_limit, cpu_shares), **_opts(**host))
+                     pod=pod, **_limits(memory, cpus, pids_limit, cpu_shares),
+                     ports=ports, publish_all=publish_all, expose=expose, ip=ip,
+                     mac_address=mac_address, dns=dns, dns_search=dns_search,
+                     dns_option=dns_option, add_hosts=add_hosts, network_aliases=network_aliases,
+                     **_opts(**host))
         return self._call(CONTAINER + "Create", {"spec": spec}, "container.CreateReply")
 
     def init(self, name: str) -> Any:

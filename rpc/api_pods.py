@@ -31,7 +31,8 @@ class PodAPI:
 
         ``share``: namespaces members join (``["net", "uts"]``, ``"net,uts"``, ``"none"``;
         default ipc, net, uts). ``pod_cgroup=False``: members' cgroups are not put
-        under one of the pod's. ``publish``/``networks`` are refused for now.
+        under one of the pod's. ``publish`` (-p specs) and ``networks`` (names) are the pod's
+        network, which its infra container owns and members sharing ``net`` join.
         """
         if isinstance(share, str):
             share = [share]

@@ -22,6 +22,8 @@ from ..core.events import EventBus
 from ..core.images.images import Images
 from ..core.images.part import ImagePart
 from ..core.monitor import Monitor, become_subreaper
+from ..core.network.networks import NetworkConfig, Networks
+from ..core.network.part import NetworkPart
 from ..core.parts import Parts
 from ..core.pods import Pods, PodStore
 from ..core.runtime import DEFAULT_RUNTIMES, RuntimeRegistry
@@ -31,6 +33,7 @@ from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
 from .service_images import ImageService
+from .service_networks import NetworkService, network_settings
 from .service_pods import PodService
 
 log = logging.getLogger("varpod.daemon")
@@ -68,6 +71,7 @@ class DaemonConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     limits: Limits = Limits()
     logs: Logs = Logs()
     access: Access = Access()
+    network: NetworkConfig = NetworkConfig()
 
 
 def load_config(path: str | None) -> DaemonConfig:
@@ -116,15 +120,21 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     candidates = {**DEFAULT_RUNTIMES, **cfg.runtimes}
     runtimes = RuntimeRegistry(candidates, cfg.default_runtime,
                                os.path.join(cfg.run_root, "runtime"), monitor)
+    networks = Networks(cfg.network, root=cfg.root, run_root=cfg.run_root, monitor=monitor)
     pod_store = PodStore(store.path)
     pods = Pods(pod_store, bus, cfg.root)
-    # The pods part goes last: between its check that a pod is not being removed and
-    # the engine persisting the member, no other part may await.
+    # Parts run in this order (release and discard in reverse): the image's rootfs first (the
+    # network binds etc files according to it); pods before the network, which joins a member
+    # to its infra container's network once the pods part has started it. Between the pods
+    # part's check that a pod is not being removed and the engine persisting the member, no
+    # part may await: the network part's create never does.
+    parts = Parts([ImagePart(images), pods.part,
+                   NetworkPart(networks, store, owned_roots=(cfg.root, cfg.run_root))])
     engine = Engine(EngineConfig(root=cfg.root, run_root=cfg.run_root,
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
                                  log_size_max=cfg.logs.size_max, log_keep=cfg.logs.keep,
                                  exit_accounting=cfg.exit_accounting),
-                    store, runtimes, bus, monitor, parts=Parts([ImagePart(images), pods.part]))
+                    store, runtimes, bus, monitor, parts=parts)
     pods.bind(engine)
     await engine.recover()
     await pods.recover()
@@ -136,10 +146,12 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
         "root": cfg.root, "run_root": cfg.run_root, "store_path": store.path,
         "socket": socket_path, "loop": type(loop).__module__.split(".")[0],
     })
+    service.network_settings = lambda rec: network_settings(networks, rec)
     registry = Registry()
     service.register(registry)
     PodService(pods, engine, runtimes).register(registry)
     ImageService(images, engine, bus).register(registry)
+    NetworkService(engine, networks, bus).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -164,6 +176,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
         await server.close()
         await engine.shutdown()
         await images.close()
+        networks.close()
         monitor.stop_reaper()
         pod_store.close()
         store.close()

@@ -83,6 +83,8 @@ class Service:
         self.events_queue = events_queue
         self.static_info = info  # filled at start-up: runtimes, paths, loop
         self.server: Any = None  # set once the server exists (for connection counts)
+        # ContainerRecord -> C.NetworkSettings, set by the daemon (rpc/service_networks.py)
+        self.network_settings: Any = None
         # List is polled (ps, dashboards): its encoded reply is reused until a record
         # changes or the second ticks (Status says "Up 5 seconds").
         self._list_cache: dict[tuple[bool, bool], tuple[tuple[int, int], Any]] = {}
@@ -480,7 +482,9 @@ class Service:
                 CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
                 CpuShares=res.cpu_shares, PidsLimit=res.pids_limit, **_host_config(cfg),
                 LogConfig=C.LogConfig(Type=cfg.log_driver, Path=self.engine.log_path(rec.id))),
-            Pod=cfg.pod, IsInfra=cfg.pod_infra, ImageName=cfg.image_name)
+            Pod=cfg.pod, IsInfra=cfg.pod_infra, ImageName=cfg.image_name,
+            NetworkSettings=(self.network_settings(rec) if self.network_settings is not None
+                             else C.NetworkSettings()))
 
 
 def _host_config(cfg: Any) -> dict[str, Any]:
@@ -522,7 +526,9 @@ def _summary(rec: ContainerRecord, now: int) -> C.ContainerSummary:
         State=st.state.value, Status=status_text(rec, now), ExitCode=st.exit_code,
         Exited=exited, ExitedAt=st.finished_at // 10**9 if st.finished_at else 0,
         StartedAt=st.started_at // 10**9 if st.started_at else 0, Pid=st.pid,
-        Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove, Pod=cfg.pod, IsInfra=cfg.pod_infra)
+        Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove, Pod=cfg.pod, IsInfra=cfg.pod_infra,
+        Ports=[C.PortSummary(host_ip=p.host_ip, container_port=p.container_port, host_port=p.host_port,
+                             range=1, protocol=p.protocol) for p in cfg.net.ports])
 
 
 def _wire_event(ev: core_events.Event) -> S.Event:

@@ -157,7 +157,8 @@ def _inspect(view: PodView) -> P.PodInspect:
         CreateInfra=cfg.has_infra, InfraContainerID=view.infra.id if view.infra else "",
         SharedNamespaces=cfg.shares.names(), NumContainers=len(containers),
         Containers=[P.PodContainer(Id=c.id, Name=c.name, State=c.state.state.value)
-                    for c in containers])
+                    for c in containers],
+        InfraConfig=P.PodInfraConfig(Networks=list(cfg.networks), PortBindings=list(cfg.publish)))
 
 
 def _summary(view: PodView) -> P.PodSummary:
@@ -165,7 +166,7 @@ def _summary(view: PodView) -> P.PodSummary:
     return P.PodSummary(
         Id=cfg.id, Name=cfg.name, Status=view.status, Created=rfc3339(cfg.created_at),
         InfraId=view.infra.id if view.infra else "", Cgroup=cfg.parent, Labels=dict(cfg.labels),
-        Networks=[], Containers=_containers(view.containers))
+        Networks=list(cfg.networks), Containers=_containers(view.containers))
 
 
 def _containers(recs: Iterable[ContainerRecord]) -> list[P.PodSummaryContainer]:

@@ -35,9 +35,11 @@ def rootfs(tmp_path_factory) -> str:
 class Daemon:
     """A `varpod serve` process with its own root, run root and socket."""
 
-    def __init__(self, base: Path, config: str | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, base: Path, config: str | None = None, env: dict[str, str] | None = None,
+                 netns: NetNamespace | None = None) -> None:
         self.base = base
         self.env = env  # extra environment (registries.conf, auth file) on top of ours
+        self.netns = netns  # run inside this network namespace (its bridges and rules stay there)
         self.root = str(base / "root")
         self.run_root = str(base / "run")
         self.socket = str(base / "run" / "varpod.sock")
@@ -47,7 +49,8 @@ class Daemon:
         base.mkdir(parents=True, exist_ok=True)
 
     def start(self, timeout: float = 15.0) -> Daemon:
-        cmd = [sys.executable, "-m", "varpod.rpc.cli", "serve", "--root", self.root,
+        cmd = [*(self.netns.enter() if self.netns else ()), sys.executable, "-m", "varpod.rpc.cli",
+               "serve", "--root", self.root,
                "--run-root", self.run_root, "--socket", self.socket, "--log-level", "debug"]
         if self.config:
             cmd += ["--config", self.config]
@@ -105,6 +108,28 @@ class Daemon:
         return sorted(os.listdir(root)) if os.path.isdir(root) else []
 
 
+class NetNamespace:
+    """A network namespace the test makes (a file under tmp with the namespace mounted on it),
+    loopback up: daemons run in it, so bridges and firewall rules never touch the host's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        path.touch()
+        subprocess.run(["unshare", f"--net={self.path}", "true"], check=True)
+        self.run("ip", "link", "set", "lo", "up", check=True)
+
+    def enter(self) -> list[str]:
+        return ["nsenter", f"--net={self.path}"]
+
+    def run(self, *argv: str, check: bool = False, timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run([*self.enter(), *argv], capture_output=True, text=True, check=check,
+                              timeout=timeout)
+
+    def destroy(self) -> None:
+        subprocess.run(["umount", self.path], capture_output=True, check=False)
+        os.unlink(self.path)
+
+
 def _cleanup(d: Daemon) -> None:
     try:
         if d.proc is not None and d.proc.poll() is None:
@@ -134,6 +159,46 @@ def fresh_daemon(tmp_path):
     if d.proc is None:
         d.start()
     _cleanup(d)
+
+
+def _cleanup_network(d: Daemon) -> None:
+    """After _cleanup: what a daemon in a namespace may leave when a test failed or killed it."""
+    pidfile = os.path.join(d.run_root, "aardvark-dns", "aardvark.pid")
+    try:
+        with open(pidfile) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+    netns_dir = os.path.join(d.run_root, "netns")
+    if os.path.isdir(netns_dir):
+        subprocess.run(["umount", "-R", "-l", netns_dir], capture_output=True, check=False)
+
+
+def _net_daemon(base: Path, *, start: bool):
+    ns = NetNamespace(base / "netns")
+    d = Daemon(base / "d", netns=ns)
+    try:
+        yield d.start() if start else d
+    finally:
+        try:
+            if d.proc is None:
+                d.start()
+            _cleanup(d)
+        finally:
+            _cleanup_network(d)
+            ns.destroy()
+
+
+@pytest.fixture(scope="module")
+def net_daemon(tmp_path_factory):
+    """A daemon of the module's own inside a network namespace of its own (networks, ports)."""
+    yield from _net_daemon(tmp_path_factory.mktemp("netd"), start=True)
+
+
+@pytest.fixture
+def fresh_net_daemon(tmp_path):
+    """As fresh_daemon, inside a network namespace of the test's own (not yet started)."""
+    yield from _net_daemon(tmp_path, start=False)
 
 
 @pytest.fixture

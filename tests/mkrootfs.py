@@ -42,6 +42,7 @@ def build(root: str) -> str:
         "etc/group": "root:x:0:\nnogroup:x:65534:\n",
         "etc/hostname": "",
         "etc/hosts": "",
+        "etc/resolv.conf": "",
     }
     for rel, text in files.items():
         path = os.path.join(root, rel)

@@ -90,7 +90,8 @@ def test_stats_keep_coming_until_interrupted(daemon, client, rootfs):
 
 
 def test_pod_create_refuses_what_it_cannot_do(varpod, client):
-    for args, text in ((["-p", "8080:80"], b"not wired yet"), (["--network", "n1"], b"not wired yet"),
+    for args, text in ((["-p", "8080:80", "--share", "uts"], b"--share net"),
+                       (["--network", "n1"], b"no network with name or ID 'n1'"),
                        (["--share", "mnt"], b"mount namespace"),
                        (["--infra=false", "--share", "net"], b"without an infra container")):
         r = varpod("pod", "create", *args)

@@ -19,6 +19,7 @@ from varpod.core.errors import (
     InvalidState,
     MethodNotFound,
     NoSuchContainer,
+    NoSuchNetwork,
     RootfsNotFound,
     RuntimeNotFound,
 )
@@ -142,7 +143,7 @@ def test_hostile_names(client, rootfs, name):
     ({"restart_policy": "sometimes"}, InvalidConfig),
     ({"restart_policy": "on-failure:-2"}, InvalidConfig),
     ({"stop_signal": "SIGNOPE"}, InvalidConfig),
-    ({"network": "bridge0"}, InvalidConfig),
+    ({"network": "bridge0"}, NoSuchNetwork),
     ({"user": "nosuchuser"}, InvalidConfig),
     ({"stop_timeout": -1}, InvalidConfig),
     ({"auto_remove": True, "restart_policy": "always"}, InvalidConfig),

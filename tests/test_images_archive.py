@@ -181,6 +181,10 @@ def test_the_rootfs_matches_umoci_unpack(image_env, iclient, tmp_path):
     iclient.init(ctr.id)  # mounted, not started: nothing has written to it
     merged = os.path.join(image_env.daemon.root, "images", "containers", ctr.id, "merged")
     ours, theirs = it.os_walk_tree(merged), it.os_walk_tree(str(reference))
+    # The files varpod binds into every image container are made (empty) where the image has none.
+    for made in ("etc/hostname", "etc/hosts", "etc/resolv.conf"):
+        if made not in theirs:
+            assert ours.pop(made)["mode"].startswith("0o100"), made  # a regular file
     assert sorted(ours) == sorted(theirs)
     for path in theirs:
         assert ours[path] == theirs[path], path

@@ -294,10 +294,12 @@ def test_hostile_input_gets_named_errors(client, rootfs):
         client.pod_create(cgroup_parent="../escape")
     with pytest.raises(InvalidPodConfig):
         client.pod_create("bad/name")
-    with pytest.raises(Unsupported, match="not wired yet"):
-        client.pod_create(publish=["8080:80"])
-    with pytest.raises(Unsupported, match="not wired yet"):
-        client.pod_create(networks=["n1"])
+    with pytest.raises(InvalidPodConfig, match="--share net"):
+        client.pod_create(publish=["8080:80"], share="uts")
+    with pytest.raises(InvalidPodConfig, match="--share net"):
+        client.pod_create(networks=["n1"], infra=False)
+    with pytest.raises(PodNamespaceConflict, match="-p"):
+        client.create(rootfs, SLEEP, pod="dup", ports=["8080:80"])
     assert client.ping() == "pong" and [p.Name for p in client.pod_list()] == ["dup"]
 
 

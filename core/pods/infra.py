@@ -63,11 +63,12 @@ def ensure_rootfs(root: str, catatonit: str = CATATONIT) -> str:
 def infra_options(pod: PodConfig, rootfs: str) -> CreateOptions:
     """What the infra container of ``pod`` is created with.
 
-    The pod's network belongs here: once networks are wired for pods, a pod's
-    ``--network``/``-p`` become this container's (the members join its namespace).
+    The pod's network belongs here: its ``--network`` and ``-p`` are this container's, and
+    members sharing the network namespace join it (and its /etc/hosts and resolv.conf).
     """
     return CreateOptions(
         rootfs=rootfs, command=list(INFRA_COMMAND), name=infra_name(pod),
         hostname=pod.uts_hostname if pod.shares.uts else "", read_only=True,
-        network="private", stop_signal="SIGTERM", labels={}, pod=pod.id, pod_infra=True,
+        network=",".join(pod.networks), ports=list(pod.publish), stop_signal="SIGTERM",
+        labels={}, pod=pod.id, pod_infra=True,
     )

@@ -27,7 +27,6 @@ from ..errors import (
     PodHasContainers,
     PodPartiallyFailed,
     PodRemoving,
-    Unsupported,
     VarpodError,
 )
 from ..events import EventBus
@@ -57,7 +56,7 @@ class PodOptions(msgspec.Struct, frozen=True, kw_only=True):
     pod_cgroup: bool = True
     share: list[str] | None = None  # None: podman's default (ipc, net, uts); []: none
     infra: bool = True
-    # The pod's network belongs to its infra container; not wired yet (see create()).
+    # The pod's network, which belongs to its infra container (members join its namespace).
     publish: list[str] = []
     networks: list[str] = []
 
@@ -133,6 +132,14 @@ class Pods:
     def infra_of(self, pid: str) -> ContainerRecord | None:
         return next((r for r in self._containers(pid) if r.config.pod_infra), None)
 
+    def infra_id(self, pod: PodRecord) -> str:
+        """The ID of the pod's infra container, which must exist."""
+        infra = self.infra_of(pod.id)
+        if infra is None:
+            raise InvalidState(f"pod {pod.name} has no infra container yet (the daemon makes a new "
+                               "one when it starts); try again", id=pod.id, state="")
+        return infra.id
+
     def view(self, ref: str) -> PodView:
         return self._view(self.find(ref))
 
@@ -161,12 +168,12 @@ class Pods:
     # -- create ------------------------------------------------------------------------------
 
     async def create(self, opts: PodOptions) -> PodRecord:
-        if opts.publish or opts.networks:
-            raise Unsupported("networks and published ports for pods are not wired yet "
-                              "(pod create -p/--network); a pod's infra container gets a private "
-                              "network namespace with loopback only", feature="pod network")
         name = self.unused_name() if opts.name is None else self._check_name(opts.name)
         shares = SharedNamespaces.parse(opts.share)
+        if (opts.publish or opts.networks) and not (opts.infra and shares.net):
+            raise InvalidPodConfig(f"pod {name}'s ports and networks belong to its infra container, "
+                                   "which needs the network namespace shared (--share net)",
+                                   field="network")
         if not opts.infra and shares.any():
             if opts.share is not None:
                 raise InvalidPodConfig(f"pod {name} cannot share namespaces ({', '.join(shares.names())}) "
@@ -186,7 +193,7 @@ class Pods:
             id=new_id(), name=name, labels=dict(opts.labels), hostname=hostname,
             cgroup_parent=cgroups.check_path(opts.cgroup_parent) if opts.cgroup_parent else "",
             pod_cgroup=opts.pod_cgroup, shares=shares, infra=opts.infra,
-            created_at=time.time_ns())
+            created_at=time.time_ns(), publish=list(opts.publish), networks=list(opts.networks))
         rootfs = ensure_rootfs(self._root) if config.has_infra else ""
         pod = PodRecord(config, PodState())
         self._store.add(pod)

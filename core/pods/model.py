@@ -88,6 +88,9 @@ class PodConfig(msgspec.Struct, frozen=True, kw_only=True):
     shares: SharedNamespaces = SharedNamespaces()
     infra: bool = True  # an infra container holds the shared namespaces (only if any are)
     created_at: int = 0  # ns since the epoch
+    # The pod's network, which its infra container owns: -p specs and network names.
+    publish: list[str] = []
+    networks: list[str] = []
 
     @property
     def has_infra(self) -> bool:

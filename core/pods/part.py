@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..errors import InfraContainerInUse, InvalidConfig, NameInUse, PodNamespaceConflict, PodRemoving
+from ..network.types import CONTAINER_PREFIX
 from ..parts import Launch, Part
 from ..states import LIVE_STATES, Action
 from .model import OCI_TYPES, PodRecord
@@ -55,6 +56,9 @@ class PodPart(Part):
             return msgspec.structs.replace(config, pod=pod.id, pod_infra=True)
         _check_conflicts(pod, opts)
         changes: dict = {"pod": pod.id}
+        if pod.config.has_infra and pod.config.shares.net:
+            # The network part (after this one) joins it, with its /etc/hosts and resolv.conf.
+            changes["network"] = CONTAINER_PREFIX + self._pods.infra_id(pod)
         if pod.config.shares.uts:
             changes["hostname"] = pod.config.uts_hostname  # for its /etc/hostname and $HOSTNAME
         return msgspec.structs.replace(config, **changes)
@@ -104,10 +108,18 @@ class PodPart(Part):
 
 def _check_conflicts(pod: PodRecord, opts: CreateOptions) -> None:
     shares = pod.config.shares
-    if shares.net and opts.network != "private":
-        raise PodNamespaceConflict(
-            f"pod {pod.name} shares its network namespace; a member cannot ask for network "
-            f"{opts.network!r} of its own", namespace="net")
+    if shares.net:
+        asked = [flag for flag, given in (
+            ("--network", opts.network), ("-p", opts.ports), ("-P", opts.publish_all),
+            ("--expose", opts.expose), ("--ip", opts.ip), ("--mac-address", opts.mac_address),
+            ("--network-alias", opts.network_aliases), ("--dns", opts.dns),
+            ("--dns-search", opts.dns_search), ("--dns-option", opts.dns_option),
+            ("--add-host", opts.add_hosts)) if given]
+        if asked:
+            raise PodNamespaceConflict(
+                f"pod {pod.name} shares its network namespace; a member cannot set "
+                f"{', '.join(asked)} of its own: give the pod its network and ports at pod create",
+                namespace="net")
     if shares.uts and opts.hostname:
         raise PodNamespaceConflict(
             f"pod {pod.name} shares its UTS namespace (hostname {pod.config.uts_hostname!r}); "

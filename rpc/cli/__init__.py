@@ -88,20 +88,30 @@ SUBCOMMANDS = {
     "image prune": ("remove images no container uses (untagged ones, or -a all)", "images"),
     "image inspect": ("show images as podman-shaped JSON", "images"),
     "image exists": ("exit 0 if the image is here, 1 if not", "images"),
+    "port": ("list a container's published ports", "networks"),
+    "network create": ("create a bridge network", "networks"),
+    "network ls": ("list networks", "networks"),
+    "network inspect": ("show networks as podman-shaped JSON", "networks"),
+    "network rm": ("remove networks", "networks"),
+    "network prune": ("remove every network no container uses", "networks"),
+    "network connect": ("connect a container to a network", "networks"),
+    "network disconnect": ("disconnect a container from a network", "networks"),
+    "network reload": ("set containers' networks (and firewall rules) up again", "networks"),
+    "network exists": ("exit 0 if a network exists, 1 if not", "networks"),
 }
 
 CONTAINER_MODULES = ("containers", "lifecycle", "ps", "inspect")
 
 # podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
 GROUPS: dict[str, str] = {"container": "manage containers", "image": "manage images",
-                          "pod": "manage pods"}
-
+                          "network": "manage networks", "pod": "manage pods"}
 # More names for a command: `varpod container VERB` is each container command, ls and list ps.
 ALIASES = {f"container {verb}": name for verb, name in (
     *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m in CONTAINER_MODULES), ("ls", "ps"),
     ("list", "ps"))}
-ALIASES.update({"container stats": "stats", "container top": "top", "pod ls": "pod ps",
-                "pod list": "pod ps"})
+ALIASES.update({"container stats": "stats", "container top": "top", "container port": "port",
+                "pod ls": "pod ps", "pod list": "pod ps", "network list": "network ls",
+                "network remove": "network rm"})
 # `varpod image VERB`, podman's names for the image commands.
 ALIASES.update({f"image {verb}": name for verb, name in (
     ("ls", "images"), ("list", "images"), ("rm", "rmi"), ("pull", "pull"), ("tag", "tag"),

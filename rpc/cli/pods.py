@@ -38,8 +38,10 @@ def _create_args(p: Parser) -> None:
                    help="podman's name for the pod cgroup (false = --no-pod-cgroup)")
     p.add_argument("--infra", choices=["true", "false"], default="true",
                    help="an infra container holds the shared namespaces (default true)")
-    p.add_argument("-p", "--publish", action="append", default=[], help="not wired yet: refused")
-    p.add_argument("--network", "--net", action="append", default=[], help="not wired yet: refused")
+    p.add_argument("-p", "--publish", action="append", default=[], metavar="[[IP:]HOST:]CTR[/PROTO]",
+                   help="publish a port of the pod's (its infra container's) network")
+    p.add_argument("--network", "--net", action="append", default=[], metavar="NAME",
+                   help="networks of the pod (default: the daemon's default mode; -p alone: bridge)")
 
 
 def _names(p: Parser) -> None:

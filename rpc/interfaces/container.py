@@ -43,6 +43,16 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     log_driver: str | None = None
     annotations: dict[str, str] | None = None
     userns: str | None = None
+    ports: list[str] | None = None
+    publish_all: bool | None = None
+    expose: list[str] | None = None
+    ip: str | None = None
+    mac_address: str | None = None
+    dns: list[str] | None = None
+    dns_search: list[str] | None = None
+    dns_option: list[str] | None = None
+    add_hosts: list[str] | None = None
+    network_aliases: list[str] | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -126,6 +136,43 @@ class HostConfig(msgspec.Struct):
     UsernsMode: str = ""
 
 
+class HostPort(msgspec.Struct):
+    HostIp: str
+    HostPort: str
+
+
+class EndpointSettings(msgspec.Struct):
+    EndpointID: str = ""
+    Gateway: str = ""
+    IPAddress: str = ""
+    IPPrefixLen: int = 0
+    IPv6Gateway: str = ""
+    GlobalIPv6Address: str = ""
+    GlobalIPv6PrefixLen: int = 0
+    MacAddress: str = ""
+    NetworkID: str = ""
+    Aliases: list[str] = []
+
+
+class NetworkSettings(msgspec.Struct):
+    EndpointID: str = ""
+    Gateway: str = ""
+    IPAddress: str = ""
+    IPPrefixLen: int = 0
+    IPv6Gateway: str = ""
+    GlobalIPv6Address: str = ""
+    GlobalIPv6PrefixLen: int = 0
+    MacAddress: str = ""
+    Bridge: str = ""
+    SandboxID: str = ""
+    HairpinMode: bool = False
+    LinkLocalIPv6Address: str = ""
+    LinkLocalIPv6PrefixLen: int = 0
+    Ports: dict[str, list[HostPort] | None] = {}
+    SandboxKey: str = ""
+    Networks: dict[str, EndpointSettings] = {}
+
+
 class ContainerInspect(msgspec.Struct):
     Id: str
     Created: str
@@ -145,6 +192,15 @@ class ContainerInspect(msgspec.Struct):
     Pod: str = ""
     IsInfra: bool = False
     ImageName: str = ""
+    NetworkSettings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+
+
+class PortSummary(msgspec.Struct):
+    host_ip: str
+    container_port: int
+    host_port: int
+    range: int
+    protocol: str
 
 
 class ContainerSummary(msgspec.Struct):
@@ -166,6 +222,7 @@ class ContainerSummary(msgspec.Struct):
     Pod: str = ""
     IsInfra: bool = False
     ImageID: str = ""
+    Ports: list[PortSummary] = []
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):

@@ -60,6 +60,11 @@ class PodContainer(msgspec.Struct):
     State: str
 
 
+class PodInfraConfig(msgspec.Struct):
+    Networks: list[str]
+    PortBindings: list[str]
+
+
 class PodInspect(msgspec.Struct):
     Id: str
     Name: str
@@ -75,6 +80,7 @@ class PodInspect(msgspec.Struct):
     SharedNamespaces: list[str]
     NumContainers: int
     Containers: list[PodContainer]
+    InfraConfig: PodInfraConfig = msgspec.field(default_factory=lambda: PodInfraConfig([], []))
 
 
 class InspectReply(msgspec.Struct):

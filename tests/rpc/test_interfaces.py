@@ -15,12 +15,14 @@ from varpod.rpc import interfaces
 from varpod.rpc.interfaces import INTERFACES, idl
 from varpod.rpc.interfaces import container as C
 from varpod.rpc.interfaces import image as I
+from varpod.rpc.interfaces import network as N
 from varpod.rpc.interfaces import pod as P
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
 from varpod.rpc.service_images import ImageService
+from varpod.rpc.service_networks import NetworkService
 from varpod.rpc.service_pods import PodService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
@@ -82,9 +84,19 @@ REPLIES: dict[str, type] = {
     "io.varpod.Image.Untag": I.UntagReply,
     "io.varpod.Image.Remove": I.RemoveReply,
     "io.varpod.Image.Prune": I.PruneReply,
+    "io.varpod.Network.Create": N.CreateReply,
+    "io.varpod.Network.Inspect": N.InspectReply,
+    "io.varpod.Network.List": N.ListReply,
+    "io.varpod.Network.Exists": N.ExistsReply,
+    "io.varpod.Network.Remove": N.RemoveReply,
+    "io.varpod.Network.Prune": N.PruneReply,
+    "io.varpod.Network.Connect": N.ConnectionReply,
+    "io.varpod.Network.Disconnect": N.ConnectionReply,
+    "io.varpod.Network.Reload": N.ReloadReply,
+    "io.varpod.Network.Ports": N.PortsReply,
 }
 MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C,
-           "io.varpod.Image": I, "io.varpod.Pod": P}
+           "io.varpod.Image": I, "io.varpod.Network": N, "io.varpod.Pod": P}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -94,6 +106,7 @@ def _registry() -> tuple[Registry, Service]:
     service.register(registry)
     PodService(pods=object(), engine=object(), runtimes=object()).register(registry)
     ImageService(images=object(), engine=object(), bus=object()).register(registry)
+    NetworkService(engine=object(), networks=object(), bus=object()).register(registry)
     return registry, service
 
 

@@ -48,6 +48,9 @@ class FakePods:
         self.started += 1
         return 4242
 
+    def infra_id(self, pod):
+        return "i" * 64
+
 
 def pod(**kw) -> PodRecord:
     removing = kw.pop("removing", False)
@@ -73,6 +76,7 @@ async def test_a_member_joins_the_shared_namespaces_and_gets_its_own_cgroup_name
     part = PodPart(pods)
     cfg = await part.create(CreateOptions(pod="web"), config())
     assert cfg.pod == POD and cfg.hostname == "h" and not cfg.pod_infra
+    assert cfg.network == "container:" + "i" * 64  # the network part joins the infra's
     spec = await spec_of(part, record(cfg))
     byname = {ns["type"]: ns.get("path") for ns in spec["linux"]["namespaces"]}
     assert byname == {"network": "/proc/4242/ns/net", "uts": "/proc/4242/ns/uts",
