@@ -42,16 +42,28 @@ _decode_config = msgspec.json.Decoder(ContainerConfig).decode
 _decode_state = msgspec.json.Decoder(ContainerState).decode
 
 
+def connect(path: str, schema: str) -> sqlite3.Connection:
+    """A connection to the daemon's database file (WAL), with ``schema`` made if missing.
+
+    Each store (containers, images, networks, pods ...) keeps its own connection to the
+    one file; writes are short and on the loop thread, and a writer that finds the file
+    locked (a store closing, a thread's transaction) waits rather than fails.
+    """
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA busy_timeout=5000")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript(schema)
+    return db
+
+
 class Store:
     """Containers, exec sessions and an events ring. ``path=":memory:"`` for unit tests."""
 
     def __init__(self, path: str, *, events_kept: int = 10_000) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(SCHEMA)
+        self._db = connect(path, SCHEMA)
         # Guards the connection: the loop thread writes, shutdown may close.
         self._lock = threading.Lock()
         self._events_kept = events_kept

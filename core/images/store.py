@@ -7,12 +7,12 @@ directory): a crash between the two leaves layers no image uses, which
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 
 import msgspec
 
+from ..store import connect
 from .model import ImageRecord, LayerRecord
 
 SCHEMA = """
@@ -41,11 +41,7 @@ class ImageStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db = connect(path, SCHEMA)
         self._lock = threading.Lock()  # guards the connection
         self.images: dict[str, ImageRecord] = {}
         self.names: dict[str, str] = {}  # name -> image id

@@ -6,12 +6,12 @@ states, and the two never need one transaction. Reads come from a write-through 
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import msgspec
 
 from ..errors import NetworkExists, NoSuchNetwork
+from ..store import connect
 from .types import Endpoint, Network, Sandbox
 
 SCHEMA = """
@@ -41,10 +41,7 @@ _sandbox = msgspec.json.Decoder(Sandbox).decode
 class NetworkStore:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = connect(path, SCHEMA)
         self._lock = threading.Lock()  # guards the connection (the loop writes, close may race)
         self._networks = {name: _network(r) for name, r in self._db.execute(
             "SELECT name, record FROM networks")}

@@ -7,12 +7,12 @@ one short transaction, as in core/store.py.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 
 import msgspec
 
 from ..errors import AmbiguousPodName, NoSuchPod, PodExists
+from ..store import connect
 from .model import PodConfig, PodRecord, PodState
 
 SCHEMA = """
@@ -34,10 +34,7 @@ class PodStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = connect(path, SCHEMA)
         self._lock = threading.Lock()  # guards the connection, as in core/store.py
         self._by_id: dict[str, PodRecord] = {}
         self._by_name: dict[str, str] = {}
