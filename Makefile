@@ -5,6 +5,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 VARPOD  := $(VENV)/bin/varpod
 ROOTFS  ?= rootfs
+IMAGE   ?= busybox-image.tar
 SOCKET  ?= /run/varpod/varpod.sock
 APT_PKGS := runc busybox-static python3-venv iproute2 catatonit skopeo umoci docker-registry \
             containernetworking-plugins aardvark-dns iptables
@@ -41,22 +42,28 @@ setup: deps $(VENV)/.installed
 $(ROOTFS)/bin/busybox: | setup
 	$(PY) tests/mkrootfs.py $(ROOTFS)
 
-# A daemon on its embedded defaults (/var/lib/varpod, /run/varpod), a real
-# container, and its logs streamed as they are written. The daemon keeps
+# The image the demo loads: busybox-static as an oci-archive, written offline (no registry
+# is needed; `varpod pull` takes the same image from one).
+$(IMAGE): | setup
+	$(PY) tests/mkimage.py $(IMAGE)
+
+# A daemon on its embedded defaults (/var/lib/varpod, /run/varpod), an image loaded,
+# a container of it, and its logs streamed as they are written. The daemon keeps
 # running afterwards for you to try the CLI; `make stop-daemon` stops it.
-demo: setup $(ROOTFS)/bin/busybox
+demo: setup $(ROOTFS)/bin/busybox $(IMAGE)
 	@if ! $(VARPOD) --socket $(SOCKET) info >/dev/null 2>&1; then \
 		echo "starting varpod serve (log: /tmp/varpod-serve.log)"; \
 		setsid $(VARPOD) serve >/tmp/varpod-serve.log 2>&1 < /dev/null & \
 		for i in $$(seq 100); do $(VARPOD) info >/dev/null 2>&1 && break; sleep 0.1; done; \
 	fi
 	$(VARPOD) info
+	$(VARPOD) load -i $(IMAGE)
 	@$(VARPOD) rm -f demo >/dev/null 2>&1 || true
-	$(VARPOD) run -d --name demo --rootfs $(ROOTFS) /bin/sh -c \
+	$(VARPOD) run -d --name demo localhost/busybox /bin/sh -c \
 		'for i in 1 2 3 4 5; do echo "hello from $$(hostname), line $$i"; sleep 0.4; done; echo done >&2'
 	$(VARPOD) logs -f demo
 	$(VARPOD) ps -a
-	$(VARPOD) run --rm --rootfs $(ROOTFS) /bin/echo hi
+	$(VARPOD) run --rm localhost/busybox /bin/echo hi
 	$(VARPOD) rm demo
 
 stop-daemon:
