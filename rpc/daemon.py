@@ -147,6 +147,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
         "socket": socket_path, "loop": type(loop).__module__.split(".")[0],
     })
     service.network_settings = lambda rec: network_settings(networks, rec)
+    service.pod_name = pods.name_of
     registry = Registry()
     service.register(registry)
     PodService(pods, engine, runtimes).register(registry)

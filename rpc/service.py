@@ -85,6 +85,7 @@ class Service:
         self.server: Any = None  # set once the server exists (for connection counts)
         # ContainerRecord -> C.NetworkSettings, set by the daemon (rpc/service_networks.py)
         self.network_settings: Any = None
+        self.pod_name: Any = None  # pod ID -> name, set once pods exist (ps shows PodName)
         # List is polled (ps, dashboards): its encoded reply is reused until a record
         # changes or the second ticks (Status says "Up 5 seconds").
         self._list_cache: dict[tuple[bool, bool], tuple[tuple[int, int], Any]] = {}
@@ -445,6 +446,8 @@ class Service:
         hit = self._summaries.get(rec.id)
         if hit is None or hit[0] is not rec:  # records are replaced, never changed, on save
             summary = _summary(rec, now)
+            if rec.config.pod and self.pod_name is not None:
+                summary = msgspec.structs.replace(summary, PodName=self.pod_name(rec.config.pod))
             self._summaries[rec.id] = (rec, summary)
             return summary
         summary = hit[1]
@@ -528,7 +531,8 @@ def _summary(rec: ContainerRecord, now: int) -> C.ContainerSummary:
         StartedAt=st.started_at // 10**9 if st.started_at else 0, Pid=st.pid,
         Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove, Pod=cfg.pod, IsInfra=cfg.pod_infra,
         Ports=[C.PortSummary(host_ip=p.host_ip, container_port=p.container_port, host_port=p.host_port,
-                             range=1, protocol=p.protocol) for p in cfg.net.ports])
+                             range=1, protocol=p.protocol) for p in cfg.net.ports],
+        Networks=list(cfg.net.networks))
 
 
 def _wire_event(ev: core_events.Event) -> S.Event:

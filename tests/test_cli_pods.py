@@ -34,6 +34,8 @@ def test_a_pod_from_the_command_line(varpod, client, rootfs):
     assert varpod("pod", "exists", "cli").returncode == 0
     assert varpod("pod", "exists", "nope").returncode == 1
     assert out(varpod("logs", "m1")) == "clihost\n"
+    rows = out(varpod("ps", "-a", "--filter", "pod=cli", "--format", "{{.Names}} {{.PodName}}"))
+    assert sorted(rows.splitlines()) == [f"{pid[:12]}-infra cli", "m1 cli"]
     assert out(varpod("pod", "stop", "-t", "0", "cli")).strip() == pid
     assert json.loads(out(varpod("pod", "inspect", "cli")))["State"] == "Exited"
     assert out(varpod("pod", "start", "cli")).strip() == pid

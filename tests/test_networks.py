@@ -321,6 +321,15 @@ def test_container_mode_shares_the_other_ones_network(nc, rootfs):
         nc.start(joiner)
 
 
+def test_ps_filters_and_shows_networks(nc, net_daemon, rootfs):
+    nc.network_create("psnet")
+    on_it = nc.create(rootfs, ["/bin/true"], network="psnet", name="on-psnet").id
+    nc.create(rootfs, ["/bin/true"], name="off-psnet")
+    r = varpod(net_daemon, "ps", "-a", "--filter", "network=psnet", "--format", "{{.Names}} {{.Networks}}")
+    assert r.stdout == "on-psnet psnet\n", r.stderr
+    assert [c.Networks for c in nc.list(all=True) if c.Id == on_it] == [["psnet"]]
+
+
 def test_a_pods_published_port_reaches_a_member_that_shares_its_network(nc, net_daemon, rootfs):
     d = net_daemon
     nc.pod_create("webpod", publish=["8090:80"])  # shares ipc, net, uts: podman's default

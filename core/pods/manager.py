@@ -111,6 +111,11 @@ class Pods:
     def get(self, pid: str) -> PodRecord:
         return self._store.get(pid)
 
+    def name_of(self, pid: str) -> str:
+        """The pod's name ("" once it is gone)."""
+        pod = self.get_or_none(pid)
+        return pod.name if pod is not None else ""
+
     def get_or_none(self, pid: str) -> PodRecord | None:
         try:
             return self._store.get(pid)

@@ -223,6 +223,8 @@ class ContainerSummary(msgspec.Struct):
     IsInfra: bool = False
     ImageID: str = ""
     Ports: list[PortSummary] = []
+    Networks: list[str] = []
+    PodName: str = ""
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):
