@@ -3,16 +3,22 @@
 ``IMPLEMENTATION`` says which one is live; ``varpod info`` reports it and CI
 asserts the compiled one. ``VARPOD_NATIVE=python`` forces the fallback.
 
-* ``pump(src, log_fd, stream, budget) -> (appended, eof)``: a container pipe into its log.
+* ``pump(src, log_fd, offset, stream, budget, fifo=False) -> (appended, eof)``: a
+  container's output into its log, as records written from ``offset`` on (the log
+  is not opened O_APPEND: splice cannot append). ``fifo``: src is a pipe, and its
+  bytes are spliced into the log without passing through user space.
 * ``relay(cursor, log_fd, end, dst, mode, mask, since=0, until=MAX_TIME, merge=False)
   -> (written, blocked)``:
   log records from ``cursor.offset`` up to ``end`` to a non-blocking dst, as
   ``MODE_RECORDS`` (as stored), ``MODE_FRAMES`` (trailer dropped) or ``MODE_RAW``
   (payloads); ``mask`` bit ``1 << stream`` selects streams, records before
   ``since`` are skipped and the first one after ``until`` ends the stream
-  (``cursor.past_until``). Output dst will not take yet stays in the cursor.
-  ``merge``: consecutive selected records of one stream that one pass converts
-  go out as one record (the first one's time) or frame, of at most 16 MiB.
+  (``cursor.past_until``). Small records are converted a window
+  (``cursor.bufsize``) at a time; a payload of ``SENDFILE_MIN`` bytes or more (or
+  a record larger than the window) goes from the log to dst by sendfile. Output
+  dst will not take yet stays in the cursor (``cursor.busy``): at most a window.
+  ``merge``: consecutive selected small records of one stream that one pass
+  converts go out as one record (the first one's time) or frame.
 * ``demux(buf, fmt, out1, out2) -> (consumed, control_at)``: payloads of whole
   records/frames to blocking fds, up to a control entry (stream 3).
 * ``Demuxer(fmt)`` and ``demux_from(demuxer, src_fd, out1, out2, initial=b"") -> (status, control)``:
@@ -46,7 +52,9 @@ from ._common import (
     MODE_FRAMES,
     MODE_RAW,
     MODE_RECORDS,
-    RELAY_BUFSIZE,
+    PUMP_BUFSIZE,
+    RELAY_WINDOW,
+    SENDFILE_MIN,
     STATUS_CONTROL,
     STATUS_EOF,
     STATUS_INTERRUPTED,
@@ -64,21 +72,39 @@ else:
     IMPLEMENTATION = "c"
     IMPORT_ERROR = ""
 
-BUFSIZE = 1 << 20
 _tls = _thread._local()
 
 
-def _buffers():
-    bufs = getattr(_tls, "bufs", None)
+def _pump_buffer():
+    bufs = getattr(_tls, "pump", None)
     if bufs is None:
-        raw = bytearray(BUFSIZE)
-        bufs = _tls.bufs = (raw, _ffi.from_buffer(raw), _ffi.new("int *"))
+        raw = bytearray(PUMP_BUFSIZE)
+        bufs = _tls.pump = (raw, _ffi.from_buffer(raw), _ffi.new("int *"), _ffi.new("long long *"))
     return bufs
 
 
-def _c_pump(src: int, log_fd: int, stream: int, budget: int) -> tuple[int, bool]:
-    _, cbuf, eof = _buffers()
-    n = _lib.vp_pump(src, log_fd, stream, budget, cbuf, BUFSIZE, eof)
+def _staging() -> tuple[int, int]:
+    """This thread's staging pipe for spliced records: empty between calls, sized like a FIFO."""
+    pipe = getattr(_tls, "staging", None)
+    if pipe is None:
+        import fcntl  # the daemon only: the CLI never pumps
+
+        r, w = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(r, False)
+        try:
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PUMP_BUFSIZE)
+        except OSError:
+            pass  # a smaller pipe works too: a record then reaches the log in more splices
+        pipe = _tls.staging = (r, w)
+    return pipe
+
+
+def _c_pump(src: int, log_fd: int, offset: int, stream: int, budget: int,
+            fifo: bool = False) -> tuple[int, bool]:
+    _, cbuf, eof, off = _pump_buffer()
+    stage_r, stage_w = _staging() if fifo else (-1, -1)
+    off[0] = offset
+    n = _lib.vp_pump(src, log_fd, off, stream, budget, cbuf, PUMP_BUFSIZE, stage_r, stage_w, eof)
     if n < 0:
         raise OSError(-n, os.strerror(-n))
     return n, bool(eof[0])
@@ -88,24 +114,32 @@ def _raise(rc: int) -> None:
     raise OSError(-rc, os.strerror(-rc))
 
 
-class _CCursor:
-    """One follower's place in a log, and output converted but not yet written.
+def _scratch(size: int):
+    """This thread's conversion buffer for relay, shared by its cursors (one call at a time)."""
+    held = getattr(_tls, "scratch", None)
+    if held is None or len(held[0]) < size:
+        raw = bytearray(size)
+        held = _tls.scratch = (raw, _ffi.from_buffer(raw))
+    return held[1]
 
-    The C loop keeps that output in the buffer between calls, so the state
-    lives in a cffi struct next to a bytearray C writes into directly. One
-    thread at a time per cursor; separate cursors share nothing.
+
+class _CCursor:
+    """One follower's place in a log, and the output it still owes its destination.
+
+    The state lives in a cffi struct; output the destination did not take is
+    held by C (malloc'd, at most a window) and freed once written or when the
+    cursor goes. One thread at a time per cursor; separate cursors share nothing
+    but their thread's conversion buffer.
     """
 
-    __slots__ = ("_buf", "_c", "_cbuf")
+    __slots__ = ("_c", "_window")
 
-    def __init__(self, offset: int = 0, bufsize: int = RELAY_BUFSIZE) -> None:
-        self._c = _ffi.new("struct vp_cursor *")
+    def __init__(self, offset: int = 0, bufsize: int = RELAY_WINDOW) -> None:
+        if bufsize < 64:
+            raise ValueError(f"a relay window of {bufsize} bytes is too small")
+        self._c = _ffi.gc(_ffi.new("struct vp_cursor *"), _lib.vp_cursor_release)
         self._c.offset = offset
-        self._set_buffer(bytearray(bufsize))
-
-    def _set_buffer(self, buf: bytearray) -> None:
-        self._buf = buf
-        self._cbuf = _ffi.from_buffer(buf)
+        self._window = bufsize
 
     @property
     def offset(self) -> int:
@@ -117,7 +151,15 @@ class _CCursor:
 
     @property
     def pending(self) -> bytes:
-        return bytes(self._buf[self._c.head : self._c.tail])
+        """Converted output not yet written."""
+        c = self._c
+        return _ffi.buffer(c.pending + c.head, c.tail - c.head)[:] if c.pending else b""
+
+    @property
+    def busy(self) -> bool:
+        """Output is owed: converted bytes, a payload from the file, or its trailer."""
+        c = self._c
+        return c.head < c.tail or c.file_left > 0 or c.owed_pos < c.owed_len
 
     @property
     def past_until(self) -> bool:
@@ -125,11 +167,12 @@ class _CCursor:
 
     @property
     def bufsize(self) -> int:
-        return len(self._buf)
+        return self._window
 
     def __repr__(self) -> str:
-        pending = self._c.tail - self._c.head
-        return f"Cursor(offset={self.offset}, pending={pending}, past_until={self.past_until})"
+        c = self._c
+        return (f"Cursor(offset={c.offset}, pending={c.tail - c.head}, from_file={c.file_left}, "
+                f"past_until={self.past_until})")
 
 
 def _c_relay(cursor: _CCursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
@@ -137,20 +180,13 @@ def _c_relay(cursor: _CCursor, log_fd: int, end: int, dst: int, mode: int, mask:
     _common.check_relay_args(mode, since, until)
     c = cursor._c
     end = min(end, (1 << 63) - 1)  # a long long in C
-    merge = 1 if merge else 0
-    total = 0
-    while True:
-        n = _lib.vp_relay(c, cursor._cbuf, len(cursor._buf), log_fd, end, dst, mode, mask & 0xF, since, until,
-                          merge)
-        if n == -errno.EBADMSG:
-            raise ValueError(f"corrupt log record at offset {c.offset}")
-        if n < 0:
-            _raise(n)
-        total += n
-        if not c.need:
-            return total, bool(c.blocked)
-        # Only with nothing pending: the record at c.offset is larger than the buffer.
-        cursor._set_buffer(bytearray(_common.grown_size(c.need)))
+    n = _lib.vp_relay(c, _scratch(cursor._window), cursor._window, log_fd, end, dst, mode, mask & 0xF,
+                      since, until, 1 if merge else 0)
+    if n == -errno.EBADMSG:
+        raise ValueError(f"corrupt log record at offset {c.offset}")
+    if n < 0:
+        _raise(n)
+    return n, bool(c.blocked)
 
 
 def _c_demux(buf, fmt: int, out1: int, out2: int) -> tuple[int, int]:
@@ -295,6 +331,7 @@ __all__ = [
     "MODE_FRAMES",
     "MODE_RAW",
     "MODE_RECORDS",
+    "SENDFILE_MIN",
     "STATUS_CONTROL",
     "STATUS_EOF",
     "STATUS_INTERRUPTED",

@@ -322,7 +322,7 @@ class LogFollower:
             # A file no longer written (rotated, or no writer) is final: read it to its end.
             final = writer is None or gen != writer.generation
             end = os.fstat(fd).st_size if final else writer.size
-            if cursor.offset < end or cursor.pending:
+            if cursor.offset < end or cursor.busy:
                 before = cursor.offset
                 blocked = self._relay(cursor, fd, end)
                 if cursor.past_until:
