@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import native
+from ..core import memory
 from ..core.errors import InvalidParameter, StreamBroken, VarpodError
 from ..core.logfile import HEADER, OVERHEAD, TRAILER, LogWriter, encode_record, log_files
 from ..core.logread import Position, Selection
@@ -179,6 +180,7 @@ class RawChannel:
             self.pause_input()
             self._loop.remove_writer(self.fd)
             os.close(self.fd)
+            memory.trim_soon()  # what the session held goes back to the kernel, not just the heap
 
 
 def control_record(payload: dict[str, Any], encode: Any) -> bytes:
