@@ -81,8 +81,17 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Every figure of the README's performance section, from a fresh clone: the tables
+# go to the terminal, one JSON object per benchmark to $(BENCH_OUT)/. About 40 min.
+BENCH_OUT ?= bench-results
 bench: setup
-	$(PY) benchmarks/bench_lifecycle.py
+	mkdir -p $(BENCH_OUT)
+	$(PY) benchmarks/bench_lifecycle.py --json > $(BENCH_OUT)/lifecycle.json
+	$(PY) benchmarks/bench_streams.py --runs 5 --json > $(BENCH_OUT)/streams.json
+	$(PY) benchmarks/bench_concurrency.py --json > $(BENCH_OUT)/concurrency.json
+	$(PY) benchmarks/bench_copypaths.py --json > $(BENCH_OUT)/copypaths.json
+	$(PY) benchmarks/bench_native.py --json > $(BENCH_OUT)/native.json
+	$(PY) benchmarks/soak.py --json > $(BENCH_OUT)/soak.json
 
 clean:
 	rm -rf build *.egg-info native/_streamio*.so $(VENV)
