@@ -138,7 +138,6 @@ class Bench:
         self.daemon = C.start_daemon(self.stack, self.base / "daemon", self.problems)
         self.runc_root = str(self.base / "runc-root")
         self.stack.callback(lambda: self.problems.extend(C.runc_cleanup(self.runc_root)))
-        self.bundle = C.runc_bundle(self.base / "bundle", self.rootfs, ["/bin/true"])
         self.pid = self.daemon.pid
 
     def measure(self, key: str, n: int, make: Callable[[], Callable[[int], None]], varpod: bool) -> None:
@@ -174,7 +173,10 @@ class Bench:
             return once
 
         def runc() -> Callable[[int], None]:
-            return lambda _: C.run(["runc", "--root", self.runc_root, "run", "--bundle", self.bundle,
+            # A bundle per client: its config.json names a cgroup of its own, which runc
+            # containers running at once must not share (as the daemon's never do).
+            bundle = C.runc_bundle(self.base / f"bundle-{self.unique()}", self.rootfs, ["/bin/true"])
+            return lambda _: C.run(["runc", "--root", self.runc_root, "run", "--bundle", bundle,
                                     f"bench-{self.unique()}"])
 
         cases = {f"run_varpod_{n}": lambda: self.measure(f"run_varpod_{n}", n, varpod, True),
