@@ -143,9 +143,10 @@ class Bench:
     def measure(self, key: str, n: int, make: Callable[[], Callable[[int], None]], varpod: bool) -> None:
         self.settled.append({"before": key, **C.settle_memory()})
         C.log(f"   {key}")
-        c0 = cpu_seconds(self.pid)
-        seconds, errors = in_threads(n, self.args.ops, make)
-        daemon = cpu_seconds(self.pid) - c0
+        with contextlib.ExitStack() as self.case:  # the clients' connections, closed after the case
+            c0 = cpu_seconds(self.pid)
+            seconds, errors = in_threads(n, self.args.ops, make)
+            daemon = cpu_seconds(self.pid) - c0
         if errors:
             self.problems.append(f"{key}: {len(errors)} clients failed, first: {errors[0]}")
             return
@@ -157,7 +158,7 @@ class Bench:
     # -- run --rm and exec at N clients -------------------------------------------------------
 
     def client(self) -> Client:
-        return self.stack.enter_context(self.daemon.client(timeout=300))
+        return self.case.enter_context(self.daemon.client(timeout=300))
 
     def run_cases(self, n: int) -> dict[str, Callable[[], None]]:
         def varpod() -> Callable[[int], None]:
@@ -263,6 +264,7 @@ class Bench:
             for t in readers:
                 t.start()
             c0 = cpu_seconds(self.pid)
+            me0 = time.process_time()
             t0 = time.perf_counter()
             with self.daemon.client(timeout=300) as c:
                 for cid in ids:
@@ -271,6 +273,7 @@ class Bench:
                 t.join(600)
             seconds = time.perf_counter() - t0
             daemon = cpu_seconds(self.pid) - c0
+            self.daemon_share.setdefault("logs_followers", []).append((time.process_time() - me0) / seconds)
             # Each follower receives records: the payload plus 20 bytes each, and the end record.
             short = [k for k, total in enumerate(got) if not ended[k] or total < size]
             if short:
@@ -322,6 +325,8 @@ class Bench:
         if "logs" in share:
             tab.row(f"  daemon: {share['logs']:.0%} of a CPU, "
                     f"{per_op['logs_daemon_cpu_s_per_gib']:.2f} s CPU per GiB logged and followed", "")
+            followers = share["logs_followers"]
+            tab.row(f"  the followers (threads of this benchmark): {followers:.0%} of a CPU", "")
         tab.note("ratios", "operations per second, ours / theirs (higher is better)")
         tab.note("daemon", "its CPU seconds over the case's wall time: near 100% the one daemon thread "
                            "is what limits the rate")
