@@ -66,8 +66,22 @@ demo: setup $(ROOTFS)/bin/busybox $(IMAGE)
 	$(VARPOD) run --rm localhost/busybox /bin/echo hi
 	$(VARPOD) rm demo
 
+# The daemon `make demo` started, by the pid it wrote under its run root; never by name
+# (a pattern also matches other users' daemons). A pid that is no longer a varpod
+# daemon (a stale file after a crash, the pid reused) is left alone. Gone means no
+# command line: exited, even if its parent has not reaped it yet.
+RUN_ROOT ?= /run/varpod
 stop-daemon:
-	-pkill -TERM -f '$(VARPOD) serve'
+	@pidfile=$(RUN_ROOT)/varpod.pid; \
+	if [ ! -f $$pidfile ]; then echo "no varpod daemon to stop: $$pidfile is missing"; exit 0; fi; \
+	pid=$$(cat $$pidfile); \
+	if ! tr '\0' ' ' < /proc/$$pid/cmdline 2>/dev/null | grep -q 'varpod.* serve'; then \
+		echo "$$pidfile is stale: pid $$pid is not a varpod daemon; removed"; rm -f $$pidfile; exit 0; fi; \
+	kill -TERM $$pid; \
+	alive() { [ -n "$$(tr -d '\0' < /proc/$$pid/cmdline 2>/dev/null)" ]; }; \
+	for i in $$(seq 200); do alive || break; sleep 0.1; done; \
+	if alive; then echo "varpod daemon $$pid did not stop within 20 s"; exit 1; fi; \
+	echo "stopped the varpod daemon (pid $$pid)"
 
 test: setup
 	$(PY) -m pytest -q
@@ -75,8 +89,17 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Every figure of the README's performance section, from a fresh clone: the tables
+# go to the terminal, one JSON object per benchmark to $(BENCH_OUT)/. About 40 min.
+BENCH_OUT ?= bench-results
 bench: setup
-	$(PY) benchmarks/bench_lifecycle.py
+	mkdir -p $(BENCH_OUT)
+	$(PY) benchmarks/bench_lifecycle.py --json > $(BENCH_OUT)/lifecycle.json
+	$(PY) benchmarks/bench_streams.py --runs 5 --json > $(BENCH_OUT)/streams.json
+	$(PY) benchmarks/bench_concurrency.py --json > $(BENCH_OUT)/concurrency.json
+	$(PY) benchmarks/bench_copypaths.py --json > $(BENCH_OUT)/copypaths.json
+	$(PY) benchmarks/bench_native.py --json > $(BENCH_OUT)/native.json
+	$(PY) benchmarks/soak.py --json > $(BENCH_OUT)/soak.json
 
 clean:
 	rm -rf build *.egg-info native/_streamio*.so $(VENV)

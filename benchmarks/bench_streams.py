@@ -286,6 +286,7 @@ class Bench:
         self.health: dict[str, Any] = {}
         self.load: list[dict[str, Any]] = []
         self.quiet: list[dict[str, Any]] = []  # the machine while we sit idle between runs
+        self.settled: list[dict[str, Any]] = []  # waits for freed memory to go back to the host
         self.base = C.tempdir(stack)
         self.bytecode = C.cli_bytecode_cache(self.base / "pycache")
         self.cli = self._cli_argv()
@@ -341,17 +342,15 @@ class Bench:
         self.daemon = C.start_daemon(self.stack, self.base / "daemon", self.problems)
         self.runc_root = str(self.base / "runc-root")
         self.stack.callback(lambda: self.problems.extend(C.runc_cleanup(self.runc_root)))
-        with self.daemon.client() as c:
-            self.health["native"] = c.info().native
-            # Counted with one connection open, as at the end.
-            self.fds0, self.rss0 = C.fd_count(self.daemon.pid), C.rss_kb(self.daemon.pid)
         # Compile what the CLI imports once, so no timed CLI run pays for it.
         C.run([sys.executable, "-c", "import varpod.rpc.cli, varpod.rpc.terminal, varpod.rpc.framing, "
                                      "varpod.rpc.minipack, varpod.native"])
         C.run(self.varpod("run", "--rm", "--rootfs", self.rootfs, "/bin/true"))
-        a = self.args
-        C.prefault_memory(min(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2,
-                              2 * a.attach_size + a.tail_size + (512 << 20)))
+        with self.daemon.client() as c:
+            self.health["native"] = c.info().native
+            # Counted with one connection open, as at the end; after a first run, which opens
+            # what stays open (the pump's staging pipe).
+            self.fds0, self.rss0 = C.fd_count(self.daemon.pid), C.rss_kb(self.daemon.pid)
         self.check(self.health["native"] == "c",
                    f"the daemon runs the {self.health['native']} copy path, not the C one: the native "
                    "figures are not the compiled module's")
@@ -370,6 +369,10 @@ class Bench:
         got: dict[str, list[float]] = {k: [] for k in cases}
         for i in range(runs):
             for key, fn in cases.items():
+                # Every case starts on memory as a fresh machine has it (see _common.settle_memory):
+                # whether the previous case's freed pages were still backed decided the order of
+                # the results before.
+                self.settled.append({"before": f"{key} {i + 1}", **C.settle_memory()})
                 self.quiet.append({"before": f"{key} {i + 1}", **C.quiet_sample()})
                 C.log(f"   {key} ({i + 1}/{runs})")
                 got[key].append(fn())
@@ -404,6 +407,30 @@ class Bench:
             return pipe_case("raw runc", ["runc", "--root", self.runc_root, "run", "--bundle", bundle,
                                           f"bench-dd-{n}"])
 
+        log_file = os.path.join(self.daemon.root, "bench-floor.log")  # where the daemon keeps logs
+
+        def runc_tee() -> float:
+            # Streaming and keeping a log with plain tools: what any engine that logs must beat.
+            nonlocal n
+            n += 1
+            try:
+                return pipe_case("raw runc | tee", ["sh", "-c", f"runc --root {self.runc_root} run --bundle "
+                                                    f"{bundle} bench-dd-{n} | tee {log_file}"])
+            finally:
+                os.unlink(log_file)
+
+        def new_file() -> float:
+            # The machine's own cost of a GiB of new page cache in the daemon's root (dd: reads of
+            # /dev/zero are nearly free): every log writer pays it, the daemon included.
+            t0 = time.perf_counter()
+            with CpuMeter(self.daemon.pid) as m:
+                C.run(["dd", "if=/dev/zero", f"of={log_file}", f"bs={DD_BLOCK // 1024}k",
+                       f"count={size // DD_BLOCK}"])
+            seconds = time.perf_counter() - t0
+            os.unlink(log_file)
+            self.cpu("new_file_dd", m.children / gib)
+            return bytes_per_s(size, seconds)
+
         def client_case(client: Client, what: str, daemon: C.Daemon, cpu: str) -> float:
             with CpuMeter(daemon.pid) as m:
                 t0 = time.perf_counter()
@@ -426,6 +453,8 @@ class Bench:
 
         cases: dict[str, Callable[[], float]] = {
             "attach_runc": runc,
+            "attach_tee": runc_tee,
+            "new_file": new_file,
             "attach_client": lambda: client_case(native_client, "client library", self.daemon,
                                                  "attach_client"),
             "attach_client_python": lambda: client_case(python_client, "client library, VARPOD_NATIVE=python",
@@ -756,6 +785,12 @@ class Bench:
             "attach_client_python_vs_native": ("attach_client_python_bytes_s", "attach_client_bytes_s"),
             "attach_podman_vs_runc": ("attach_podman_bytes_s", "attach_runc_bytes_s"),
             "attach_cli_vs_podman": ("attach_cli_bytes_s", "attach_podman_bytes_s"),
+            "attach_tee_vs_runc": ("attach_tee_bytes_s", "attach_runc_bytes_s"),
+            "attach_client_vs_tee": ("attach_client_bytes_s", "attach_tee_bytes_s"),
+            "attach_cli_vs_tee": ("attach_cli_bytes_s", "attach_tee_bytes_s"),
+            # CPU: higher is better for the C path
+            "attach_python_vs_native_daemon_cpu": ("cpu_attach_client_python_daemon_s",
+                                                   "cpu_attach_client_daemon_s"),
             "logs_cli_vs_cat": ("logs_cli_bytes_s", "logs_cat_bytes_s"),
             "logs_client_vs_cat": ("logs_client_bytes_s", "logs_cat_bytes_s"),
             "logs_cli_vs_podman": ("logs_cli_bytes_s", "logs_podman_bytes_s"),
@@ -775,6 +810,9 @@ class Bench:
             "tty_podman_vs_relay": ("tty_podman_bytes_s", "tty_relay_bytes_s"),
         }
         out = {name: C.ratio(g(a), g(b)) for name, (a, b) in pairs.items()}
+        daemon, floor = g("cpu_attach_client_daemon_s"), g("cpu_new_file_dd_s")
+        out["attach_client_daemon_cpu_above_new_file"] = (None if daemon is None or floor is None
+                                                          else daemon - floor)
         # Peak RSS during tail: growth over the RSS at the call, 1 GiB log against 100 MB (+1 MiB
         # on both sides, so that two near-zero growths do not make a meaningless ratio).
         small, big = g("tail_peak_rss_growth_small_kb"), g("tail_peak_rss_growth_big_kb")
@@ -790,6 +828,10 @@ class Bench:
               r["attach_cli_vs_runc"], ">=", 0.75),
             T("attach_client_vs_runc", "attach via the client library >= 75% of raw runc into a pipe",
               r["attach_client_vs_runc"], ">=", 0.75),
+            T("attach_client_daemon_cpu", "daemon CPU per GiB attached (client library) <= 0.5 s",
+              g("cpu_attach_client_daemon_s"), "<=", 0.5, "s"),
+            T("attach_native_vs_python", "C path >= 1.2x the Python path (daemon CPU per GiB, 64 KiB writes)",
+              r["attach_python_vs_native_daemon_cpu"], ">=", 1.2),
             T("logs_cli_vs_podman", "varpod logs (CLI) >= 10x podman logs", r["logs_cli_vs_podman"],
               ">=", 10),
             T("logs_client_gb_s", "client logs() iteration >= 1 GB/s",
@@ -834,6 +876,12 @@ class Bench:
              "attach_runc_bytes_s", mbs, "attach_client_python_vs_runc", None),
             ("  client library, VARPOD_NATIVE=python", "attach_client_python_bytes_s",
              "client library, C path", "attach_client_bytes_s", mbs, "attach_client_python_vs_native", None),
+            (f"attach {att}, client library", "attach_client_bytes_s", "runc run | tee LOG → pipe",
+             "attach_tee_bytes_s", mbs, "attach_client_vs_tee", None),
+            (f"attach {att}, CLI run --rm → pipe", "attach_cli_bytes_s", "runc run | tee LOG → pipe",
+             "attach_tee_bytes_s", mbs, "attach_cli_vs_tee", None),
+            ("  runc run | tee LOG → pipe", "attach_tee_bytes_s", runc_pipe, "attach_runc_bytes_s", mbs,
+             "attach_tee_vs_runc", None),
             ("  podman run --rm → pipe", "attach_podman_bytes_s", runc_pipe, "attach_runc_bytes_s", mbs,
              "attach_podman_vs_runc", None),
             (f"attach {att}, CLI run --rm → pipe", "attach_cli_bytes_s", podman or "podman run --rm → pipe",
@@ -852,9 +900,19 @@ class Bench:
              "tail_cli_small_ms", ms, "tail_cli_big_vs_small", None),
         ]
         for what, ours, base_name, base, fmt, rkey, tkey in rows:
-            base_text = "" if base_name.startswith("podman: ") else fmt(g(base))
-            tab.row(what, fmt(g(ours)), base_name, base_text, r.get(rkey) if rkey else None,
-                    t[tkey] if tkey else None)
+            base_text = "" if base_name.startswith("podman: ") else fmt(g(base)) + self.spread(base)
+            tab.row(what, fmt(g(ours)) + self.spread(ours), base_name, base_text,
+                    r.get(rkey) if rkey else None, t[tkey] if tkey else None)
+        cpu_s = self.fmt_cpu
+        tab.row("daemon CPU per GiB attached, client library", cpu_s("cpu_attach_client_daemon_s"),
+                "dd to a new file in its root", cpu_s("cpu_new_file_dd_s"), None,
+                t["attach_client_daemon_cpu"])
+        tab.row("  same, above what dd pays for new page cache",
+                cpu_s(None, r["attach_client_daemon_cpu_above_new_file"]))
+        tab.row("  same, VARPOD_NATIVE=python", cpu_s("cpu_attach_client_python_daemon_s"),
+                "C path", cpu_s("cpu_attach_client_daemon_s"), r["attach_python_vs_native_daemon_cpu"],
+                t["attach_native_vs_python"])
+        tab.row("daemon CPU per GiB attached, CLI", cpu_s("cpu_attach_cli_daemon_s"))
         kb = C.fmt_kb
         tab.row("  daemon peak RSS growth during tail", kb(g("tail_peak_rss_growth_big_kb")),
                 f"same, {small}", kb(g("tail_peak_rss_growth_small_kb")),
@@ -904,12 +962,32 @@ class Bench:
             tab.note("replayed log", f"{records:,} records for {a.lines:,} lines (one record per read of the "
                                      "container's pipe; busybox awk writes every line with its own write)")
         tab.note("health", ", ".join(f"{key}={value}" for key, value in self.health.items()))
+        reporting = C.page_reporting()
+        if reporting is not None and self.settled:
+            waited = sorted(x["waited_s"] for x in self.settled)
+            order = reporting.get("page_reporting_order")
+            tab.note("memory", f"free page reporting is on (order {order}): memory freed here goes back "
+                     "to the host and costs a host fault when touched again; every throughput case "
+                     f"started once it had (waits {waited[0]:.1f}-{waited[-1]:.1f} s), as on a fresh machine")
         warning = C.busy_while_idle(self.quiet)
         if warning:
             tab.note("WARNING", warning)
         for p in self.problems:
             tab.note("PROBLEM", p)
         return tab
+
+    def spread(self, key: str) -> str:
+        """How far the runs were apart: ± half the range, in % of the median ("" for one run)."""
+        values = self.samples.get(key)
+        med = self.medians.get(key)
+        if not isinstance(values, list) or len(values) < 2 or not med:
+            return ""
+        return f" ±{(max(values) - min(values)) / 2 / med:.0%}"
+
+    def fmt_cpu(self, key: str | None, value: float | None = None) -> str:
+        if key is not None:
+            value = self.medians.get(key)
+        return "—" if value is None else f"{value:.2f} s" + (self.spread(key) if key else "")
 
     def cpu_note(self) -> str:
         g = self.medians.get
@@ -936,7 +1014,7 @@ class Bench:
             # PSI's 10 s average at each phase start mostly shows our own previous phase
             # (it loads both CPUs); the samples taken while we sit idle show other work.
             "machine": {**C.machine(), "load": self.load, "idle_samples": self.quiet,
-                        "busy": C.busy_while_idle(self.quiet)},
+                        "busy": C.busy_while_idle(self.quiet), "memory_settled": self.settled},
             "source": source_state(),
             "parameters": {"runs": a.runs, "quick": a.quick, "phases": a.phases,
                            "attach_bytes": a.attach_size, "log_lines": a.lines, "line_bytes": LINE,

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import msgspec
 
+from . import memory
 from .acct import ExitLedger
 from .errors import (
     ContainerNotInRuntime,
@@ -774,6 +775,7 @@ class Engine:
         shutil.rmtree(self.data_dir(cid), ignore_errors=True)
         self._store.delete(cid)
         self._locks.drop(cid)
+        memory.trim_soon()  # its config (an 8 MiB env value...) and stdio go back to the kernel
 
     # -- queries --------------------------------------------------------------------------------
 

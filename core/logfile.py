@@ -131,7 +131,8 @@ class LogWriter:
         # At least the file just rotated stays: generations are numbered from what is on disk.
         self.keep = max(1, keep)
         self.generation = _latest_generation(path) + 1
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        # Not O_APPEND: records go at self.size (splice into an appending file is refused).
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
         # A crash mid-append (a fatal signal cuts a large write short) leaves a torn
         # record: cut it so readers stay in step. After a clean shutdown the tail
         # check suffices; otherwise (``verify``) every header is walked, because a
@@ -153,23 +154,29 @@ class LogWriter:
         if self.size_max and self.size >= self.size_max:
             self.rotate()
         record = encode_record(stream, payload, ts)
-        os.write(self.fd, record)
-        self.size += len(record)
+        view = memoryview(record)
+        while view:
+            n = os.pwrite(self.fd, view, self.size)
+            self.size += n
+            view = view[n:]
 
-    def pump_from(self, src: int, stream: int, budget: int) -> bool:
-        """Move what ``src`` has into the log (the C loop when built); True at EOF."""
+    def pump_from(self, src: int, stream: int, budget: int, fifo: bool = False) -> bool:
+        """Move what ``src`` has into the log (the C loop when built); True at EOF.
+
+        ``fifo``: src is a pipe, whose bytes are spliced into the log.
+        """
         if self.size_max:
             if self.size >= self.size_max:
                 self.rotate()
             budget = max(1, min(budget, self.size_max - self.size))
-        n, eof = self._pump(src, self.fd, stream, budget)
+        n, eof = self._pump(src, self.fd, self.size, stream, budget, fifo)
         self.size += n
         return eof
 
     def rotate(self) -> None:
         os.rename(self.path, f"{self.path}.{self.generation}")
         os.close(self.fd)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
         self.size = 0
         self.generation += 1
         for gen in _generations(self.path)[: -self.keep or None]:

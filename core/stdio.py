@@ -46,11 +46,15 @@ def grow_pipe(fd: int) -> None:
 
 
 class OutputPump:
-    """Moves one pipe's (or PTY master's) bytes into the log, as fast as they come."""
+    """Moves one pipe's (or PTY master's) bytes into the log, as fast as they come.
 
-    def __init__(self, fd: int, stream: int, log_writer: LogWriter) -> None:
+    A pipe's bytes are spliced into the log (``fifo``); a PTY's are read.
+    """
+
+    def __init__(self, fd: int, stream: int, log_writer: LogWriter, *, fifo: bool = True) -> None:
         self.fd = fd
         self.stream = stream
+        self.fifo = fifo
         self.log = log_writer
         self._loop = asyncio.get_running_loop()
         self.done: asyncio.Future[None] = self._loop.create_future()
@@ -58,7 +62,7 @@ class OutputPump:
 
     def _pump(self, budget: int) -> bool:
         try:
-            return self.log.pump_from(self.fd, self.stream, budget)
+            return self.log.pump_from(self.fd, self.stream, budget, self.fifo)
         except OSError as e:
             if e.errno != errno.EIO:  # EIO: a PTY whose last slave closed, i.e. EOF
                 log.error("reading container output failed: %s", e)
@@ -313,7 +317,7 @@ class ContainerIO:
         self.hold_terminal()
         self.stdin = StdinWriter(os.dup(self.master), closable=False)
         os.set_blocking(self.stdin.fd, False)
-        self.pumps = [OutputPump(os.dup(self.master), STDOUT, self.log)]
+        self.pumps = [OutputPump(os.dup(self.master), STDOUT, self.log, fifo=False)]
 
     def hold_terminal(self) -> None:
         """Keep a slave fd of our own from the start (see ``drained``).

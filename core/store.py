@@ -56,6 +56,11 @@ def connect(path: str, schema: str) -> sqlite3.Connection:
     db.execute("PRAGMA foreign_keys=ON")
     db.executescript(schema)
     return db
+# Larger values are not bound to a statement but written through a blob handle: the
+# sqlite3 module keeps a statement's last bindings (SQLite's own copies) in its
+# statement cache, which held one container's 8 MiB environment value for as long
+# as the daemon ran.
+BIG_VALUE = 64 << 10
 
 
 class Store:
@@ -85,11 +90,17 @@ class Store:
     def add(self, rec: ContainerRecord) -> None:
         if rec.name in self._by_name:
             raise NameInUse(f"the name {rec.name!r} is already in use", name=rec.name)
+        config = _encode(rec.config)
         with self._lock:
-            self._db.execute(
-                "INSERT INTO containers (id, name, config, state) VALUES (?, ?, ?, ?)",
-                (rec.id, rec.name, _encode(rec.config), _encode(rec.state)),
-            )
+            if len(config) <= BIG_VALUE:
+                self._db.execute(
+                    "INSERT INTO containers (id, name, config, state) VALUES (?, ?, ?, ?)",
+                    (rec.id, rec.name, config, _encode(rec.state)),
+                )
+            else:
+                self._write_big(config, "INSERT INTO containers (id, name, config, state) "
+                                        "VALUES (?, ?, zeroblob(?), ?)",
+                                (rec.id, rec.name, len(config), _encode(rec.state)), rec.id)
         self._by_id[rec.id] = rec
         self._by_name[rec.name] = rec.id
         self.version += 1
@@ -120,14 +131,32 @@ class Store:
             raise NoSuchContainer(f"no container with ID {rec.id}", name=rec.id)
         if rec.name != current.name:
             raise ValueError(f"container {rec.id} cannot be renamed by save_record")
+        config = _encode(rec.config)
         with self._lock:
-            self._db.execute(
-                "UPDATE containers SET config = ?, state = ? WHERE id = ?",
-                (_encode(rec.config), _encode(rec.state), rec.id),
-            )
+            if len(config) <= BIG_VALUE:
+                self._db.execute(
+                    "UPDATE containers SET config = ?, state = ? WHERE id = ?",
+                    (config, _encode(rec.state), rec.id),
+                )
+            else:
+                self._write_big(config, "UPDATE containers SET config = zeroblob(?), state = ? WHERE id = ?",
+                                (len(config), _encode(rec.state), rec.id), rec.id)
         self._by_id[rec.id] = rec
         self.version += 1
         return rec
+
+    def _write_big(self, config: bytes, sql: str, params: tuple, cid: str) -> None:
+        """One transaction: ``sql`` makes room (zeroblob) for the config, which is then written in."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute(sql, params)
+            (rowid,) = self._db.execute("SELECT rowid FROM containers WHERE id = ?", (cid,)).fetchone()
+            with self._db.blobopen("containers", "config", rowid) as blob:
+                blob.write(config)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def delete(self, cid: str) -> None:
         rec = self._by_id.pop(cid, None)

@@ -8,20 +8,27 @@ SRC = "native/src"
 ffi = FFI()
 ffi.cdef(
     """
-    long long vp_pump(int src, int log_fd, int stream, long long budget,
-                      char *buf, size_t bufsize, int *eof);
+    long long vp_pump(int src, int log_fd, long long *offset, int stream, long long budget,
+                      char *buf, size_t bufsize, int stage_r, int stage_w, int *eof);
 
     struct vp_cursor {
         long long offset;
+        long long file_pos;
+        long long file_left;
+        char *pending;
         size_t head;
         size_t tail;
-        size_t need;
+        int owed_pos;
+        int owed_len;
         int past_until;
         int blocked;
+        ...;
     };
-    long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
+    #define VP_SENDFILE_MIN ...
+    long long vp_relay(struct vp_cursor *c, char *scratch, size_t window, int log_fd,
                        long long end, int dst, int mode, unsigned mask,
                        uint64_t since, uint64_t until, int merge);
+    void vp_cursor_release(struct vp_cursor *c);
     int vp_demux(const char *buf, size_t len, int fmt, int out1, int out2,
                  size_t *consumed, int *control);
 

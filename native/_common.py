@@ -18,9 +18,13 @@ MAX_TIME = (1 << 63) - 1
 CONTROL = 3
 
 MODE_RECORDS, MODE_FRAMES, MODE_RAW = 0, 1, 2
-RELAY_BUFSIZE = 2 << 20
+# Log bytes a relay pass converts at a time: the most output a follower whose client
+# does not read holds (records of 16 KiB and more go out from the file, never held).
+RELAY_WINDOW = 64 << 10
+SENDFILE_MIN = 16 << 10  # payloads this large go from the log's page cache by sendfile
+PUMP_BUFSIZE = 1 << 20  # the largest record one read of a container's output makes
 STATUS_CONTROL, STATUS_EOF, STATUS_INTERRUPTED = 0, 1, 2
-DEMUX_BUFSIZE = 1 << 20
+DEMUX_BUFSIZE = 4 << 10  # control payloads (grown for a larger one); data never passes through it
 DEMUX_AHEAD = 64 << 10  # what the C demux_from reads from its source at a time
 DEMUX_BUDGET = 16 << 20  # stream bytes one demux_from call consumes at most
 
@@ -52,8 +56,8 @@ def corrupt(fmt: int, offset: int) -> ValueError:
 
 
 def grown_size(need: int) -> int:
-    """A buffer for a record of ``need`` bytes, rounded up to 64 KiB."""
-    return (need + 0xFFFF) & ~0xFFFF
+    """A buffer for a record of ``need`` bytes, rounded up to 4 KiB."""
+    return (need + 0xFFF) & ~0xFFF
 
 
 class WakeupPipe:

@@ -6,6 +6,7 @@ are importable from here too, as they always were.
 
 from __future__ import annotations
 
+import _thread
 import errno
 import fcntl
 import os
@@ -16,15 +17,17 @@ import time
 
 from ._common import (
     CONTROL,
+    DEMUX_AHEAD,
     DEMUX_BUDGET,
-    DEMUX_BUFSIZE,
     HEADER_SIZE,
     MAX_PAYLOAD,
     MAX_TIME,
     MODE_FRAMES,
     MODE_RAW,
     MODE_RECORDS,
-    RELAY_BUFSIZE,
+    PUMP_BUFSIZE,
+    RELAY_WINDOW,
+    SENDFILE_MIN,
     STATUS_CONTROL,
     STATUS_EOF,
     STATUS_INTERRUPTED,
@@ -34,7 +37,6 @@ from ._common import (
     check_fmt,
     check_relay_args,
     corrupt,
-    grown_size,
 )
 from ._common import HEADER as _HEADER
 from ._common import encode_frame as encode_frame  # re-exported: this twin is also the reference
@@ -45,12 +47,32 @@ _LENGTH = struct.Struct(">I")
 IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 
-def pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int = 1 << 20) -> tuple[int, bool]:
+def pump(src: int, log_fd: int, offset: int, stream: int, budget: int, fifo: bool = False,
+         bufsize: int = PUMP_BUFSIZE) -> tuple[int, bool]:
     """What is in the pipe now becomes one record (reads gathered while FIONREAD says more
-    is there, up to ``bufsize``)."""
+    is there, up to ``bufsize``), written at ``offset`` on; ``fifo``: spliced, not read.
+
+    The C loop splices through a staging pipe with vmsplice'd header and trailer,
+    which Python lacks; here the header is written, the payload spliced after it
+    and the trailer written after that: the same records.
+    """
     total = 0
     eof = False
     while total < budget and not eof:
+        if fifo:
+            avail = _fionread(src)
+            if avail > 0:
+                n = min(avail, bufsize)
+                ts = time.time_ns()
+                try:
+                    _splice_record(src, log_fd, offset, stream, n, ts)
+                except OSError:
+                    if total:
+                        return total, eof  # kept; the error comes again on the next call
+                    raise
+                offset += n + 20
+                total += n + 20
+                continue
         parts: list[bytes] = []
         filled = 0
         ts = 0
@@ -58,10 +80,7 @@ def pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int = 1 << 20
         while filled < bufsize:
             want = bufsize - filled
             if filled:  # gather only what is already there: never block
-                try:
-                    avail = struct.unpack("i", fcntl.ioctl(src, termios.FIONREAD, b"\0\0\0\0"))[0]
-                except OSError:
-                    avail = 0
+                avail = _fionread(src)
                 if avail <= 0:
                     break  # the next read says whether it is EAGAIN or EOF
                 want = min(want, avail)
@@ -74,6 +93,8 @@ def pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int = 1 << 20
                 continue
             except OSError:
                 if not filled:
+                    if total:
+                        return total, eof
                     raise
                 drained = True  # the error comes again on the next call, after this data is kept
                 break
@@ -85,11 +106,50 @@ def pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int = 1 << 20
             parts.append(data)
             filled += len(data)
         if filled:
-            _writev_all(log_fd, [_HEADER.pack(stream, filled), *parts, _TRAILER.pack(ts, filled)])
+            try:
+                record = [_HEADER.pack(stream, filled), *parts, _TRAILER.pack(ts, filled)]
+                _pwritev_all(log_fd, record, offset)
+            except OSError:
+                if total:
+                    return total, eof
+                raise
+            offset += filled + 20
             total += filled + 20
         if drained:
             break
     return total, eof
+
+
+def _fionread(fd: int) -> int:
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+
+
+def _splice_record(src: int, log_fd: int, offset: int, stream: int, n: int, ts: int) -> None:
+    _pwritev_all(log_fd, [_HEADER.pack(stream, n)], offset)
+    at, left = offset + HEADER_SIZE, n
+    while left:
+        k = os.splice(src, log_fd, left, offset_dst=at, flags=os.SPLICE_F_MOVE)
+        if not k:
+            raise OSError(errno.EIO, "the pipe emptied under the pump")
+        at += k
+        left -= k
+    _pwritev_all(log_fd, [_TRAILER.pack(ts, n)], at)
+
+
+def _pwritev_all(fd: int, parts: list, offset: int) -> None:
+    views = [memoryview(p) for p in parts]
+    i = 0
+    while i < len(views):
+        n = os.pwritev(fd, views[i:], offset)
+        offset += n
+        while i < len(views) and n >= len(views[i]):
+            n -= len(views[i])
+            i += 1
+        if n:
+            views[i] = views[i][n:]
 
 
 def _writev_all(fd: int, parts: list) -> None:
@@ -126,19 +186,35 @@ def _entry_at(buf: memoryview, pos: int, fmt: int) -> tuple[int, int, int]:
 # -- relay ---------------------------------------------------------------------------------
 
 
-class Cursor:
-    """One follower's place in a log and its output not yet written.
+_tls = _thread._local()
 
-    The C twin keeps pending output in its buffer; here it is a bytes object
-    of its own, since Python has no memmove within one bytearray.
+
+def _scratch(size: int) -> bytearray:
+    """This thread's conversion buffer, shared by its cursors (as in C)."""
+    buf = getattr(_tls, "scratch", None)
+    if buf is None or len(buf) < size:
+        buf = _tls.scratch = bytearray(size)
+    return buf
+
+
+class Cursor:
+    """One follower's place in a log and the output it still owes its destination.
+
+    Converted output not yet written is a bytes object of its own (at most a
+    window); a payload still to come from the file is (position, bytes left),
+    then the trailer that follows it.
     """
 
-    __slots__ = ("_buf", "_out", "_past_until", "offset")
+    __slots__ = ("_file_left", "_file_pos", "_out", "_owed", "_past_until", "_window", "offset")
 
-    def __init__(self, offset: int = 0, bufsize: int = RELAY_BUFSIZE) -> None:
+    def __init__(self, offset: int = 0, bufsize: int = RELAY_WINDOW) -> None:
+        if bufsize < 64:
+            raise ValueError(f"a relay window of {bufsize} bytes is too small")
         self.offset = offset
-        self._buf = bytearray(bufsize)
+        self._window = bufsize
         self._out = memoryview(b"")
+        self._file_pos = self._file_left = 0
+        self._owed = b""
         self._past_until = False
 
     @property
@@ -146,15 +222,83 @@ class Cursor:
         return bytes(self._out)
 
     @property
+    def busy(self) -> bool:
+        return bool(self._out or self._file_left or self._owed)
+
+    @property
     def past_until(self) -> bool:
         return self._past_until
 
     @property
     def bufsize(self) -> int:
-        return len(self._buf)
+        return self._window
 
     def __repr__(self) -> str:
-        return f"Cursor(offset={self.offset}, pending={len(self._out)}, past_until={self._past_until})"
+        return (f"Cursor(offset={self.offset}, pending={len(self._out)}, from_file={self._file_left}, "
+                f"past_until={self._past_until})")
+
+
+class _Full(Exception):
+    """dst took less than it was given: the rest waits in the cursor."""
+
+
+def _write_out(cursor: Cursor, dst: int, data) -> int:
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        try:
+            done += os.write(dst, view[done:])
+        except BlockingIOError:
+            cursor._out = memoryview(bytes(view[done:]))
+            raise _Full(done) from None
+    return done
+
+
+def _pay_debts(cursor: Cursor, log_fd: int, dst: int) -> int:
+    """Pending output, a payload from the file, its trailer; _Full(written) when dst fills."""
+    total = 0
+    while cursor._out:
+        try:
+            n = os.write(dst, cursor._out)
+        except BlockingIOError:
+            raise _Full(total) from None
+        cursor._out = cursor._out[n:]
+        total += n
+    while cursor._file_left:
+        try:
+            n = os.sendfile(dst, log_fd, cursor._file_pos, min(cursor._file_left, 1 << 30))
+        except BlockingIOError:
+            raise _Full(total) from None
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+            try:  # dst takes no sendfile
+                total += _copy_from_file(cursor, log_fd, dst)
+            except _Full as full:
+                raise _Full(total + full.args[0]) from None
+            continue
+        if not n:
+            raise OSError(errno.EIO, "the log is shorter than its records say")
+        cursor._file_pos += n
+        cursor._file_left -= n
+        total += n
+    while cursor._owed:
+        try:
+            n = os.write(dst, cursor._owed)
+        except BlockingIOError:
+            raise _Full(total) from None
+        cursor._owed = cursor._owed[n:]
+        total += n
+    return total
+
+
+def _copy_from_file(cursor: Cursor, log_fd: int, dst: int) -> int:
+    data = os.pread(log_fd, min(cursor._file_left, cursor._window), cursor._file_pos)
+    if not data:
+        raise OSError(errno.EIO, "the log is shorter than its records say")
+    cursor._file_pos += len(data)
+    cursor._file_left -= len(data)
+    return _write_out(cursor, dst, data)
 
 
 def relay(cursor: Cursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
@@ -162,42 +306,85 @@ def relay(cursor: Cursor, log_fd: int, end: int, dst: int, mode: int, mask: int,
     check_relay_args(mode, since, until)
     convert = _convert_merged if merge and mode != MODE_RAW else _convert
     total = 0
-    while True:
-        out = cursor._out
-        while out:
-            try:
-                n = os.write(dst, out)
-            except BlockingIOError:
-                cursor._out = out
-                return total, True
-            out = out[n:]
-            total += n
-        cursor._out = out
-        if cursor._past_until or cursor.offset >= end:
-            return total, False
-        view = memoryview(cursor._buf)[: min(len(cursor._buf), end - cursor.offset)]
-        got = os.preadv(log_fd, [view], cursor.offset)
-        parts, used, bad = convert(view[:got], mode, mask, since, until, cursor)
-        if used == 0 and not cursor._past_until:
-            # Nothing whole at the start: corrupt, larger than the buffer, or a short read.
-            if bad:
-                raise ValueError(f"corrupt log record at offset {cursor.offset}")
-            if got >= HEADER_SIZE:
-                size = HEADER_SIZE + _LENGTH.unpack_from(view, 4)[0] + TRAILER_SIZE
-                if size > len(cursor._buf):
-                    cursor._buf = bytearray(grown_size(size))
-                    continue
-            return total, False
-        cursor.offset += used
-        cursor._out = memoryview(b"".join(parts))
+    window = cursor._window
+    try:
+        while True:
+            total += _pay_debts(cursor, log_fd, dst)
+            if cursor._past_until or cursor.offset >= end:
+                return total, False
+            view = memoryview(_scratch(window))[: min(window, end - cursor.offset)]
+            got = os.preadv(log_fd, [view], cursor.offset)
+            parts, used, bad, big = convert(view[:got], window, mode, mask, since, until, cursor)
+            if big and not cursor._past_until:
+                taken = _take_big(cursor, view[used : used + HEADER_SIZE], cursor.offset + used, log_fd,
+                                  mode, mask, since, until)
+                if isinstance(taken, Exception):
+                    if used == 0:
+                        raise taken
+                else:
+                    size, head = taken
+                    used += size
+                    if head:
+                        parts.append(head)
+            elif used == 0 and not cursor._past_until:
+                # Nothing whole at the start: corrupt, or a short read (the file shrank).
+                if bad:
+                    raise ValueError(f"corrupt log record at offset {cursor.offset}")
+                return total, False
+            cursor.offset += used
+            total += _write_out(cursor, dst, b"".join(parts))
+    except _Full as full:
+        return total + full.args[0], True
 
 
-def _convert(buf: memoryview, mode: int, mask: int, since: int, until: int,
-             cursor: Cursor) -> tuple[list[memoryview], int, bool]:
-    """Output pieces of the whole records at the start of buf, input used, stopped at a corrupt one."""
-    parts: list[memoryview] = []
+def _take_big(cursor: Cursor, header, at: int, log_fd: int, mode: int, mask: int, since: int,
+              until: int):
+    """The record at ``at`` goes from the file: (its size, its output header), (0, b"") when
+    it is past ``until``, or the exception for a corrupt or cut one."""
+    stream, n = _HEADER.unpack(header)
+    if stream > CONTROL or n > MAX_PAYLOAD:
+        return ValueError(f"corrupt log record at offset {at}")
+    raw = os.pread(log_fd, TRAILER_SIZE, at + HEADER_SIZE + n)
+    if len(raw) < TRAILER_SIZE:
+        return OSError(errno.EIO, "the log is shorter than its records say")
+    ts, n2 = _TRAILER.unpack(raw)
+    if n2 != n:
+        return ValueError(f"corrupt log record at offset {at}")
+    if ts > until:
+        cursor._past_until = True
+        return 0, b""
+    head = b""
+    if mask >> stream & 1 and ts >= since:
+        if mode != MODE_RAW:
+            head = _HEADER.pack(stream, n)
+        cursor._file_pos, cursor._file_left = at + HEADER_SIZE, n
+        if mode == MODE_RECORDS:
+            cursor._owed = bytes(raw)
+    return HEADER_SIZE + n + TRAILER_SIZE, head
+
+
+def _starts_big(buf: memoryview, pos: int, window: int) -> bool:
+    """A record sent from the file (SENDFILE_MIN payload bytes or more, or larger than the
+    window) starts at pos, judged on its header alone (a corrupt one is _entry_at's)."""
+    if len(buf) - pos < HEADER_SIZE:
+        return False
+    stream, n = _HEADER.unpack_from(buf, pos)
+    if stream > CONTROL or n > MAX_PAYLOAD:
+        return False
+    return n >= SENDFILE_MIN or HEADER_SIZE + n + TRAILER_SIZE > window
+
+
+def _convert(buf: memoryview, window: int, mode: int, mask: int, since: int, until: int,
+             cursor: Cursor) -> tuple[list, int, bool, bool]:
+    """Output pieces of the whole small records at the start of buf, input used, stopped at a
+    corrupt one, stopped at a big one."""
+    parts: list = []
     pos = run_start = run_end = 0  # a run of selected records, sliced once (RECORDS mode)
+    big = False
     while True:
+        if _starts_big(buf, pos, window):
+            big = True
+            break
         size, stream, n = _entry_at(buf, pos, MODE_RECORDS)
         if size <= 0:
             break
@@ -219,12 +406,12 @@ def _convert(buf: memoryview, mode: int, mask: int, since: int, until: int,
         pos += size
     if run_end > run_start:
         parts.append(buf[run_start:run_end])
-    return parts, pos, size < 0
+    return parts, pos, not big and size < 0, big
 
 
-def _convert_merged(buf: memoryview, mode: int, mask: int, since: int, until: int,
-                    cursor: Cursor) -> tuple[list, int, bool]:
-    """_convert() merging consecutive selected records of one stream (up to 16 MiB) into one entry.
+def _convert_merged(buf: memoryview, window: int, mode: int, mask: int, since: int, until: int,
+                    cursor: Cursor) -> tuple[list, int, bool, bool]:
+    """_convert() merging consecutive selected small records of one stream into one entry.
 
     Only records converted together merge, as in C (where the comment says why
     merging happens on the read side); headers are written anew.
@@ -232,6 +419,7 @@ def _convert_merged(buf: memoryview, mode: int, mask: int, since: int, until: in
     parts: list = []
     pos = 0
     entry: list = []  # the open entry: stream, first time, length, payload views
+    big = False
 
     def close() -> None:
         stream, t, length, views = entry
@@ -241,6 +429,9 @@ def _convert_merged(buf: memoryview, mode: int, mask: int, since: int, until: in
             parts.append(_TRAILER.pack(t, length))
 
     while True:
+        if _starts_big(buf, pos, window):
+            big = True
+            break
         size, stream, n = _entry_at(buf, pos, MODE_RECORDS)
         if size <= 0:
             break
@@ -260,7 +451,7 @@ def _convert_merged(buf: memoryview, mode: int, mask: int, since: int, until: in
         pos += size
     if entry:
         close()
-    return parts, pos, size < 0
+    return parts, pos, not big and size < 0, big
 
 
 # -- demux and scan ------------------------------------------------------------------------
@@ -348,7 +539,7 @@ class Demuxer:
         self._control = bytearray()
         self._length = 0
         self._done = 0  # payload bytes consumed (streams 0 to 2)
-        self._buf = bytearray(DEMUX_BUFSIZE)
+        self._buf = bytearray(DEMUX_AHEAD)  # payload read through it when out is not a pipe
         self._pending = memoryview(b"")  # read into _buf, not yet written
         self._input = memoryview(b"")
         self._pipes = [(-1, False), (-1, False)]  # (fd, is a pipe) for streams 1 and 2

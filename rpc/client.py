@@ -659,9 +659,19 @@ class _Session:
         self._conn = conn
         self.tty = tty
         self._resize = resize  # (method, key, ref): how to resize what this stream is attached to
-        self._decoder = _decoder(conn._conn.codec, MODE_FRAMES)
-        self._decoder.feed(conn._conn.take_rest())
+        # The decoder (and varpod.native under it) is made when the stream is read here:
+        # the CLI reads the socket itself (take_buffered) and never pays for either.
+        self._rest = conn._conn.take_rest()
+        self._stream_decoder: Any = None
         self.end: dict[str, Any] = {}
+
+    @property
+    def _decoder(self) -> Any:
+        if self._stream_decoder is None:
+            self._stream_decoder = _decoder(self._conn._conn.codec, MODE_FRAMES)
+            self._stream_decoder.feed(self._rest)
+            self._rest = b""
+        return self._stream_decoder
 
     @property
     def exit_code(self) -> int | None:
@@ -681,7 +691,10 @@ class _Session:
 
     def take_buffered(self) -> bytes:
         """Bytes received but not yet decoded (for callers that read the socket themselves)."""
-        return self._decoder.take()
+        if self._stream_decoder is None:
+            rest, self._rest = self._rest, b""
+            return rest
+        return self._stream_decoder.take()
 
 
 class AttachStream(_Session):

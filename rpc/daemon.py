@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from ..core import memory
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
 from ..core.images.images import Images
@@ -96,6 +97,26 @@ def _ensure_std_fds() -> None:
             os.open(os.devnull, os.O_RDWR)
 
 
+def _write_pidfile(run_root: str) -> str:
+    """<run root>/varpod.pid: how `make stop-daemon` finds this daemon (never by name)."""
+    os.makedirs(run_root, mode=0o700, exist_ok=True)
+    path = os.path.join(run_root, "varpod.pid")
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def _remove_pidfile(path: str) -> None:
+    try:
+        with open(path) as f:
+            if f.read().strip() != str(os.getpid()):
+                return  # another daemon's now
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _lock_root(root: str) -> int:
     fd = os.open(os.path.join(root, "varpod.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -107,10 +128,12 @@ def _lock_root(root: str) -> int:
 
 async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
+    memory.tune_allocator()
     become_subreaper()
     os.makedirs(cfg.root, mode=0o700, exist_ok=True)
     os.chmod(cfg.root, 0o700)
     lock_fd = _lock_root(cfg.root)
+    pidfile = _write_pidfile(cfg.run_root)
     socket_path = cfg.socket or os.path.join(cfg.run_root, "varpod.sock")
     monitor = Monitor()
     monitor.start_reaper()
@@ -181,6 +204,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
         monitor.stop_reaper()
         pod_store.close()
         store.close()
+        _remove_pidfile(pidfile)
         os.close(lock_fd)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

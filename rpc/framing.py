@@ -23,7 +23,6 @@ MODE_RECORDS, MODE_FRAMES = native.MODE_RECORDS, native.MODE_FRAMES
 encode_frame = native.encode_frame
 _TRAILER = struct.Struct(">QI")
 READ_SIZE = 256 << 10  # room offered to a read when no entry is waiting to be completed
-BUFSIZE = 4 << 20  # two of the daemon's merged entries (it converts 2 MiB of log at a time)
 
 
 class StreamDecoder:
@@ -32,10 +31,13 @@ class StreamDecoder:
     Received bytes go into one reusable buffer, sized for the entry being
     completed, so a stream costs one copy in (a ``recv_into``) and one out
     (each payload as ``bytes``) whatever the entry and read sizes; joining
-    reads (``buf + data``) copied a large entry once per read of it.
+    reads (``buf + data``) copied a large entry once per read of it. The buffer
+    is made on first use and grows with the entries: a session the caller reads
+    some other way (the CLI demultiplexes in C) never pays for one, and every
+    page of it is a page fault (a few microseconds each here).
     """
 
-    def __init__(self, codec: Any, fmt: int = MODE_FRAMES, bufsize: int = BUFSIZE) -> None:
+    def __init__(self, codec: Any, fmt: int = MODE_FRAMES, bufsize: int = 0) -> None:
         self._codec = codec
         self.fmt = fmt
         self._trailer = _TRAILER.size if fmt == MODE_RECORDS else 0

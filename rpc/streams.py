@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import native
+from ..core import memory
 from ..core.errors import InvalidParameter, StreamBroken, VarpodError
 from ..core.logfile import HEADER, OVERHEAD, TRAILER, LogWriter, encode_record, log_files
 from ..core.logread import Position, Selection
@@ -180,6 +181,7 @@ class RawChannel:
             self.pause_input()
             self._loop.remove_writer(self.fd)
             os.close(self.fd)
+            memory.trim_soon()  # what the session held goes back to the kernel, not just the heap
 
 
 def control_record(payload: dict[str, Any], encode: Any) -> bytes:
@@ -193,12 +195,16 @@ def _stream_mask(sel: Selection) -> int:
 class LogFollower:
     """Relays a log from a position to a channel, optionally following it live.
 
-    While it is caught up with a live log it sleeps, and the writer's
-    notification after each append relays the new records right there, in the
-    callback that appended them: a small write (a TTY hands out a few KiB at a
-    time, a line-by-line producer a line) then costs one call, not a task
-    switch. Anything else (the client not reading, the end, a rotation, an
-    error) wakes the task, which handles it.
+    While it is caught up with a live log, or waits for its client to take more,
+    it sleeps, and the work is done in callbacks: the writer's notification
+    after each append relays the new records right there, in the callback that
+    appended them (a small write, a TTY's few KiB or a line, then costs one call,
+    not a task switch), and while the client's socket is full a writer callback
+    on it relays whenever it has room, staying registered until the follower has
+    caught up (a fast producer and a slower client cost a callback and a relay
+    per socketful: a task switch and two epoll changes each cost about as much
+    as the relay). Anything else (the end, a rotation, an error, a hang-up)
+    wakes the task, which handles it.
     """
 
     def __init__(self, chan: RawChannel, path: str, writer: LogWriter | None, sel: Selection,
@@ -218,10 +224,11 @@ class LogFollower:
         self._until = NO_UNTIL if sel.until is None else sel.until
         self._loop = asyncio.get_running_loop()
         self._waiter: asyncio.Future[None] | None = None
-        # Set while the task sleeps caught up with the live file: what the writer's
-        # notification relays into (file, its generation, the cursor).
+        # Set while the task sleeps: what the callbacks relay into (file, its generation,
+        # the cursor). _writable: a writer callback is registered on the client's socket.
         self._live: tuple[int, int, Any] | None = None
-        self._error: BaseException | None = None  # raised by a relay in the notification
+        self._writable = False
+        self._error: BaseException | None = None  # raised by a relay in a callback
 
     def _current_generation(self) -> int:
         if self.writer is not None:
@@ -275,36 +282,56 @@ class LogFollower:
 
     def _on_append(self) -> None:
         """The writer appended (or finished, or rotated): relay now if that is all it takes."""
+        if not self._writable:  # else the client's room, not new records, is what it waits for
+            self._relay_live()
+
+    def _relay_live(self) -> None:
+        """Relay into the sleeping task's cursor; wake the task only for what needs more."""
         live = self._live
         if live is None:
-            return  # the task runs, or waits for the client to read: it looks again anyway
+            return  # the task runs: it looks again anyway
+        fd, gen, cursor = live
         writer = self.writer
-        if not writer.finished and live[1] == writer.generation:
-            fd, _, cursor = live
-            try:
-                if not self._relay(cursor, fd, writer.size) and not cursor.past_until:
-                    return  # all sent: sleep on
-            except BaseException as e:
-                self._error = e
-        self._resolve()
+        final = writer is None or gen != writer.generation
+        try:
+            blocked = self._relay(cursor, fd, os.fstat(fd).st_size if final else writer.size)
+        except BaseException as e:
+            self._error = e
+            self._watch_writable(False)
+            self._resolve()
+            return
+        if blocked and not cursor.past_until:
+            self._watch_writable(True)
+            return
+        self._watch_writable(False)
+        if cursor.past_until or final or writer.finished or not self.follow:
+            self._resolve()  # caught up with something that ends: the task goes on from here
+
+    def _watch_writable(self, on: bool) -> None:
+        if on != self._writable:
+            self._writable = on
+            if on:
+                self._loop.add_writer(self.chan.fd, self._relay_live)
+            else:
+                self._loop.remove_writer(self.chan.fd)
 
     def _resolve(self, _: Any = None) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def _sleep(self, *, until_writable: bool = False) -> None:
-        """Until the writer notifies (or the client can take more), or the client hangs up."""
+    async def _sleep(self, live: tuple[int, int, Any], *, until_writable: bool = False) -> None:
+        """While the callbacks relay into ``live``: until they need the task, or a hang-up."""
         if self.chan.hangup.done():
             raise StreamBroken("the client went away")
         self._waiter = self._loop.create_future()
-        if until_writable:
-            self._loop.add_writer(self.chan.fd, self._resolve)
+        self._live = live
+        self._watch_writable(until_writable)
         try:
             await self._waiter
         finally:
             self._waiter = None
-            if until_writable:
-                self._loop.remove_writer(self.chan.fd)
+            self._live = None
+            self._watch_writable(False)
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -323,13 +350,15 @@ class LogFollower:
             # A file no longer written (rotated, or no writer) is final: read it to its end.
             final = writer is None or gen != writer.generation
             end = os.fstat(fd).st_size if final else writer.size
-            if cursor.offset < end or cursor.pending:
+            if cursor.offset < end or cursor.busy:
                 before = cursor.offset
                 blocked = self._relay(cursor, fd, end)
                 if cursor.past_until:
                     return True
                 if blocked:
-                    await self._sleep(until_writable=True)
+                    await self._sleep((fd, gen, cursor), until_writable=True)
+                    if cursor.past_until:
+                        return True
                     continue
                 if cursor.offset != before or cursor.offset >= end:
                     continue
@@ -338,11 +367,7 @@ class LogFollower:
             if not self.follow or writer.finished:
                 log.debug("stream of %s ends at %d", self.path, cursor.offset)
                 return True
-            self._live = (fd, gen, cursor)
-            try:
-                await self._sleep()
-            finally:
-                self._live = None
+            await self._sleep((fd, gen, cursor))
             if cursor.past_until:
                 return True
 

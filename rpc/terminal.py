@@ -2,6 +2,9 @@
 
 One ``poll`` loop moves the local stdin to the socket and the socket's frames
 to the local stdout/stderr (demultiplexed by the C loop straight into the fds).
+``varpod.native`` (cffi, ~2.5 ms of start-up here) is imported when a stream
+needs it: a short one (``exec /bin/true``: an end frame and a line or two) is
+taken apart here in Python.
 With a TTY the local terminal is put in raw mode and always restored, and
 SIGWINCH becomes a resize call. Without a TTY, SIGINT/SIGTERM are passed to
 the container (podman's --sig-proxy) instead of killing the CLI.
@@ -14,7 +17,7 @@ import os
 import select
 import sys
 
-from .. import native
+from ..native._common import HEADER, MAX_PAYLOAD, TRAILER_SIZE, WakeupPipe
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -241,6 +244,8 @@ class SessionRelay:
                 _write_all(1, self.buf + data)
                 self.buf = b""
             return eof  # a TTY stream has no end frame: the close is the end
+        from .. import native
+
         buf = self.buf + data if self.buf else data
         consumed, control_at = native.demux(buf, native.MODE_FRAMES, 1, 2)
         buf = buf[consumed:]
@@ -285,16 +290,26 @@ def stdin_is_tty() -> bool:
 
 def pump_stream(sock_fd: int, initial: bytes, *, records: bool,
                 on_signal: Callable[[], None] | None = None) -> dict[str, Any] | None:
-    """An output-only stream, wholly in C: payloads to fds 1 and 2 (spliced into pipes)
-    until its control entry, whose payload is returned decoded (None at a bare EOF).
+    """An output-only stream: payloads to fds 1 and 2 until its control entry, whose
+    payload is returned decoded (None at a bare EOF).
 
-    Signals interrupt the C loop; their Python handlers then run (``on_signal`` too)
-    and the loop goes on where it was.
+    What arrives first is looked at here: a stream that is whole by then is
+    written from Python. Anything longer goes to the C loop (payloads spliced into
+    pipes). Signals interrupt either; their Python handlers then run (``on_signal``
+    too) and the stream goes on where it was.
     """
     from .minipack import MiniCodec
 
-    demuxer = native.Demuxer(native.MODE_RECORDS if records else native.MODE_FRAMES)
     os.set_blocking(sock_fd, True)
+    kind, value = _short_stream(sock_fd, initial, records, on_signal)
+    if kind == "control":
+        return MiniCodec().decode_control(value)
+    if kind == "eof":
+        return None
+    from .. import native
+
+    demuxer = native.Demuxer(native.MODE_RECORDS if records else native.MODE_FRAMES)
+    initial = value
     while True:
         status, payload = native.demux_from(demuxer, sock_fd, 1, 2, initial)
         initial = b""
@@ -304,3 +319,72 @@ def pump_stream(sock_fd: int, initial: bytes, *, records: bool,
             return None
         if on_signal is not None:
             on_signal()
+
+
+def _short_stream(sock_fd: int, buf: bytes, records: bool,
+                  on_signal: Callable[[], None] | None) -> tuple[str, Any]:
+    """("control", payload) or ("eof", None) once a whole stream went out from here, or
+    ("more", bytes): nothing was written; the bytes are the stream's beginning.
+
+    One read at most (after ``buf``, the bytes that came with the reply): a stream
+    not whole by then is one the C loop is for.
+    """
+    found = _entries(buf, records)
+    if found is None:
+        data = _first_read(sock_fd, on_signal)
+        buf += data
+        found = _entries(buf, records, at_eof=not data)
+        if found is None:  # longer, or torn or corrupt: the C loop says which
+            return "more", buf
+    payloads, control = found
+    for stream, payload in payloads:
+        _write_all(stream, payload)
+    return ("eof", None) if control is None else ("control", control)
+
+
+def _entries(buf: bytes, records: bool, at_eof: bool = False):
+    """The (stream, payload) of each entry up to and with the control one: (payloads, its
+    payload). With ``at_eof``, a buffer of whole entries without one ends the stream
+    (control None). None when that cannot be said yet, or the bytes are not well formed."""
+    out: list[tuple[int, bytes]] = []
+    pos, end = 0, len(buf)
+    trailer = TRAILER_SIZE if records else 0
+    while end - pos >= HEADER.size:
+        stream, n = HEADER.unpack_from(buf, pos)
+        if stream > 3 or n > MAX_PAYLOAD or buf[pos + 1 : pos + 4] != b"\0\0\0":
+            return None
+        size = HEADER.size + n + trailer
+        if end - pos < size:
+            return None
+        if records and int.from_bytes(buf[pos + size - 4 : pos + size], "big") != n:
+            return None
+        payload = buf[pos + HEADER.size : pos + HEADER.size + n]
+        if stream == 3:
+            return out, payload
+        if stream in (1, 2) and n:
+            out.append((stream, payload))
+        pos += size
+    return (out, None) if at_eof and pos == end else None
+
+
+def _first_read(sock_fd: int, on_signal: Callable[[], None] | None) -> bytes:
+    """What the daemon sends next (b"" at EOF), waiting with the signal wakeup pipe polled,
+    as the C loop does: a signal is handled (and ``on_signal`` called) while we wait."""
+    poller = select.poll()
+    poller.register(sock_fd, select.POLLIN)
+    while True:
+        with WakeupPipe() as wake:
+            if wake.fd >= 0:
+                poller.register(wake.fd, select.POLLIN)
+            ready = dict(poller.poll())
+            if wake.fd >= 0:
+                poller.unregister(wake.fd)
+            signalled = wake.fd in ready
+        if signalled:
+            if on_signal is not None:
+                on_signal()
+            continue
+        try:
+            return os.read(sock_fd, 1 << 16)
+        except ConnectionResetError:
+            return b""

@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,27 +58,178 @@ static int writev_all(int fd, struct iovec *iov, int cnt)
     return 0;
 }
 
-static int append_record(int log_fd, int stream, const char *buf, size_t n, uint64_t ts_ns)
+static uint64_t now_ns(void)
 {
-    unsigned char hdr[8] = {(unsigned char)stream, 0, 0, 0};
-    unsigned char trl[12];
-    put_be32(hdr + 4, (uint32_t)n);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void record_ends(unsigned char hdr[8], unsigned char trl[12], int stream, uint32_t n,
+                        uint64_t ts_ns)
+{
+    memset(hdr, 0, 8);
+    hdr[0] = (unsigned char)stream;
+    put_be32(hdr + 4, n);
     put_be64(trl, ts_ns);
-    put_be32(trl + 8, (uint32_t)n);
+    put_be32(trl + 8, n);
+}
+
+/* pwritev that finishes the job at off (a disk that fills up may take less). */
+static int pwritev_all(int fd, struct iovec *iov, int cnt, long long off)
+{
+    while (cnt > 0) {
+        ssize_t n = pwritev(fd, iov, cnt, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        off += n;
+        while (cnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= iov->iov_len;
+            iov++;
+            cnt--;
+        }
+        if (cnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= n;
+        }
+    }
+    return 0;
+}
+
+static int append_record(int log_fd, long long off, int stream, const char *buf, size_t n,
+                         uint64_t ts_ns)
+{
+    unsigned char hdr[8], trl[12];
+    record_ends(hdr, trl, stream, (uint32_t)n, ts_ns);
     struct iovec iov[3] = {{hdr, 8}, {(void *)buf, n}, {trl, 12}};
-    return writev_all(log_fd, iov, 3);
+    return pwritev_all(log_fd, iov, 3, off);
+}
+
+/* -- pump, spliced: pipe -> staging pipe -> log --------------------------------------------- */
+
+/* p[0, n) into the staging pipe, without waiting: -EAGAIN when it is full. *done says
+ * how much went in so far (across calls). */
+static int stage_bytes(int pipe_w, const unsigned char *p, size_t n, size_t *done)
+{
+    while (*done < n) {
+        struct iovec v = {(void *)(p + *done), n - *done};
+        ssize_t k = vmsplice(pipe_w, &v, 1, SPLICE_F_NONBLOCK);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        *done += (size_t)k;
+    }
+    return 0;
+}
+
+/* The staging pipe's `n` bytes to the log at *off. */
+static int flush_staged(int stage_r, int log_fd, long long *off, size_t n)
+{
+    while (n) {
+        loff_t at = *off;
+        ssize_t k = splice(stage_r, NULL, log_fd, &at, n, SPLICE_F_MOVE);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return k < 0 ? -errno : -EIO;
+        *off = at;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* After a failure the staging pipe must be empty again for the next record. */
+static void drop_staged(int stage_r, char *buf, size_t bufsize)
+{
+    while (read(stage_r, buf, bufsize) > 0)
+        ;
+}
+
+/* One record of exactly n bytes (FIONREAD said src holds them) from src into the log at *off.
+ * The header is vmspliced first (the length is known), then the payload is spliced over;
+ * when the staging pipe fills up (it has as many slots as src, less the header's), what is
+ * staged goes to the log and the rest follows. vmsplice maps hdr and trl rather than
+ * copying them: they stay untouched until flushed, before this returns. */
+static int splice_record(int src, int log_fd, long long *off, int stream, size_t n,
+                         int stage_r, int stage_w, uint64_t ts_ns)
+{
+    unsigned char hdr[8], trl[12];
+    record_ends(hdr, trl, stream, (uint32_t)n, ts_ns);
+    long long at = *off;
+    size_t staged = 0, left = n, hdr_done = 0, trl_done = 0;
+    int rc = 0;
+    /* Header, payload, trailer: whenever the staging pipe is full, what is in it goes
+     * to the log and the record goes on. */
+    while (rc == 0 && trl_done < sizeof trl) {
+        ssize_t k;
+        size_t before;
+        if (hdr_done < sizeof hdr) {
+            before = hdr_done;
+            k = stage_bytes(stage_w, hdr, sizeof hdr, &hdr_done);
+            staged += hdr_done - before;
+        } else if (left) {
+            k = splice(src, NULL, stage_w, NULL, left, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (k > 0) {
+                left -= (size_t)k;
+                staged += (size_t)k;
+                continue;
+            }
+            if (k == 0) {
+                k = -1;
+                errno = EIO; /* src emptied under us: not ours alone */
+            }
+            if (errno == EINTR)
+                continue;
+            k = -errno;
+        } else {
+            before = trl_done;
+            k = stage_bytes(stage_w, trl, sizeof trl, &trl_done);
+            staged += trl_done - before;
+        }
+        if (k == -EAGAIN && staged) { /* the staging pipe is full: src has data, FIONREAD said */
+            rc = flush_staged(stage_r, log_fd, &at, staged);
+            staged = 0;
+        } else if (k < 0) {
+            rc = (int)k;
+        }
+    }
+    if (rc == 0)
+        rc = flush_staged(stage_r, log_fd, &at, staged);
+    if (rc == 0)
+        *off = at;
+    return rc;
 }
 
 /* What is in the pipe now becomes one record: reads are gathered into buf while
  * FIONREAD says more is there, until buf is full. A PTY hands out a few KiB per read and a
  * line-by-line producer a line: a record per read would multiply headers,
- * writes and every reader's work. The record's time is its first read's. */
-long long vp_pump(int src, int log_fd, int stream, long long budget,
-                  char *buf, size_t bufsize, int *eof)
+ * writes and every reader's work. The record's time is its first read's.
+ * A pipe with a staging pipe: FIONREAD says how much is there, and that much is spliced. */
+long long vp_pump(int src, int log_fd, long long *offset, int stream, long long budget,
+                  char *buf, size_t bufsize, int stage_r, int stage_w, int *eof)
 {
     long long total = 0;
     *eof = 0;
     while (total < budget && !*eof) {
+        if (stage_w >= 0) {
+            int avail = 0;
+            if (ioctl(src, FIONREAD, &avail) == 0 && avail > 0) {
+                size_t n = (size_t)avail < bufsize ? (size_t)avail : bufsize;
+                int rc = splice_record(src, log_fd, offset, stream, n, stage_r, stage_w, now_ns());
+                if (rc < 0) {
+                    drop_staged(stage_r, buf, bufsize);
+                    return total ? total : rc; /* a lasting error comes again on the next call */
+                }
+                total += (long long)n + 20;
+                continue;
+            }
+            /* Nothing there: the read below says whether that is EAGAIN or EOF. */
+        }
         size_t filled = 0;
         uint64_t ts_ns = 0;
         int drained = 0;
@@ -99,7 +252,7 @@ long long vp_pump(int src, int log_fd, int stream, long long budget,
                     break;
                 }
                 if (filled == 0)
-                    return -errno;
+                    return total ? total : -errno;
                 drained = 1; /* report the error on the next call, after this data is kept */
                 break;
             }
@@ -107,17 +260,15 @@ long long vp_pump(int src, int log_fd, int stream, long long budget,
                 *eof = 1;
                 break;
             }
-            if (filled == 0) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-            }
+            if (filled == 0)
+                ts_ns = now_ns();
             filled += (size_t)n;
         }
         if (filled) {
-            int rc = append_record(log_fd, stream, buf, filled, ts_ns);
+            int rc = append_record(log_fd, *offset, stream, buf, filled, ts_ns);
             if (rc < 0)
-                return rc;
+                return total ? total : rc;
+            *offset += (long long)filled + 20;
             total += (long long)filled + 20;
         }
         if (drained)
@@ -150,6 +301,20 @@ static long long entry_at(const unsigned char *p, size_t avail, int fmt,
     return (long long)size;
 }
 
+/* Does a record sent from the file (VP_SENDFILE_MIN payload bytes or more, or
+ * larger than the window) start at p? Judged on its header alone: a corrupt one is
+ * entry_at's to refuse. */
+static int starts_big(const char *p, size_t avail, size_t window)
+{
+    if (avail < HEADER)
+        return 0;
+    const unsigned char *h = (const unsigned char *)p;
+    uint32_t n = get_be32(h + 4);
+    if (h[0] > 3 || n > MAX_PAYLOAD)
+        return 0;
+    return n >= VP_SENDFILE_MIN || HEADER + (size_t)n + TRAILER > window;
+}
+
 /* Turn the whole records at the start of buf[0, len) into `mode` output,
  * compacted in place at the start of buf: each record's output is no longer
  * than the record, so the write position never passes the read position and
@@ -159,14 +324,16 @@ static long long entry_at(const unsigned char *p, size_t avail, int fmt,
  * nothing filtered out the two positions coincide and nothing moves.
  * Sets *used (input consumed) and *out (output length); returns -EBADMSG when
  * it stopped at a corrupt record, else 0. */
-static int convert(char *buf, size_t len, int mode, unsigned mask, uint64_t since,
-                   uint64_t until, size_t *used, size_t *out, int *past_until)
+static int convert(char *buf, size_t len, size_t window, int mode, unsigned mask, uint64_t since,
+                   uint64_t until, size_t *used, size_t *out, int *past_until, int *big)
 {
     size_t r = 0, w = 0;
     int rc = 0;
     while (r < len) {
         unsigned stream;
         uint32_t n;
+        if ((*big = starts_big(buf + r, len - r, window)))
+            break;
         long long size = entry_at((unsigned char *)buf + r, len - r, VP_RECORDS, &stream, &n);
         if (size <= 0) {
             rc = (int)size;
@@ -225,8 +392,9 @@ static size_t close_merged(char *buf, size_t at, size_t w, int mode, unsigned st
  * stays behind the read position. Headers are written anew (reserved bytes
  * zero), since a merged one needs the merged length anyway. RAW mode has no
  * boundaries to merge and goes through convert(). */
-static int convert_merged(char *buf, size_t len, int mode, unsigned mask, uint64_t since,
-                          uint64_t until, size_t *used, size_t *out, int *past_until)
+static int convert_merged(char *buf, size_t len, size_t window, int mode, unsigned mask,
+                          uint64_t since, uint64_t until, size_t *used, size_t *out, int *past_until,
+                          int *big)
 {
     size_t r = 0, w = 0, at = 0;
     int open = 0, rc = 0;
@@ -236,6 +404,8 @@ static int convert_merged(char *buf, size_t len, int mode, unsigned mask, uint64
     while (r < len) {
         unsigned stream;
         uint32_t n;
+        if ((*big = starts_big(buf + r, len - r, window)))
+            break;
         long long size = entry_at((unsigned char *)buf + r, len - r, VP_RECORDS, &stream, &n);
         if (size <= 0) {
             rc = (int)size;
@@ -272,64 +442,211 @@ static int convert_merged(char *buf, size_t len, int mode, unsigned mask, uint64
     return rc;
 }
 
-long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
+void vp_cursor_release(struct vp_cursor *c)
+{
+    free(c->pending);
+    c->pending = NULL;
+    c->head = c->tail = 0;
+}
+
+/* p[0, n) to dst; what dst does not take now is kept in the cursor. -EAGAIN then. */
+static long long write_out(struct vp_cursor *c, int dst, const char *p, size_t n, long long *total)
+{
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = write(dst, p + done, n - done);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN)
+                break;
+            return -errno;
+        }
+        done += (size_t)k;
+        *total += k;
+    }
+    if (done == n)
+        return 0;
+    if (!(c->pending = malloc(n - done)))
+        return -ENOMEM;
+    memcpy(c->pending, p + done, n - done);
+    c->head = 0;
+    c->tail = n - done;
+    return -EAGAIN;
+}
+
+/* A payload from the log when dst takes no sendfile: through the scratch buffer. */
+static long long copy_from_file(struct vp_cursor *c, int log_fd, int dst, char *scratch,
+                                size_t window, long long *total)
+{
+    size_t want = c->file_left < (long long)window ? (size_t)c->file_left : window;
+    ssize_t got;
+    do
+        got = pread(log_fd, scratch, want, c->file_pos);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0)
+        return got < 0 ? -errno : -EIO;
+    c->file_pos += got;
+    c->file_left -= got;
+    return write_out(c, dst, scratch, (size_t)got, total);
+}
+
+/* Everything the cursor owes dst, in order: pending output, a payload from the
+ * file, the trailer that follows it. 0 when all is out, -EAGAIN when dst is full. */
+static long long pay_debts(struct vp_cursor *c, int log_fd, int dst, char *scratch, size_t window,
+                           long long *total)
+{
+    while (c->head < c->tail) {
+        ssize_t k = write(dst, c->pending + c->head, c->tail - c->head);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? -EAGAIN : -errno;
+        }
+        c->head += (size_t)k;
+        *total += k;
+    }
+    vp_cursor_release(c);
+    while (c->file_left > 0) {
+        off_t pos = c->file_pos;
+        ssize_t k = sendfile(dst, log_fd, &pos, c->file_left < (1 << 30) ? (size_t)c->file_left : 1 << 30);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EINVAL || errno == ENOSYS)) { /* dst takes no sendfile */
+            long long rc = copy_from_file(c, log_fd, dst, scratch, window, total);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (k < 0)
+            return errno == EAGAIN ? -EAGAIN : -errno;
+        if (k == 0)
+            return -EIO; /* the log is shorter than its records say: it was cut under us */
+        c->file_pos = pos;
+        c->file_left -= k;
+        *total += k;
+    }
+    while (c->owed_pos < c->owed_len) {
+        ssize_t k = write(dst, c->owed + c->owed_pos, (size_t)(c->owed_len - c->owed_pos));
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? -EAGAIN : -errno;
+        }
+        c->owed_pos += (int)k;
+        *total += k;
+    }
+    c->owed_pos = c->owed_len = 0;
+    return 0;
+}
+
+/* The record at log offset `at` (its header at hdr) is sent from the file. Reads its
+ * trailer, checks it and the selection; when selected, its output header goes to
+ * out[0, *n) and the cursor owes its payload (and, for records, its trailer).
+ * Returns the record's size (consumed), 0 when it is past `until` (nothing consumed),
+ * -EBADMSG when corrupt, -EIO when the file is shorter than the record. */
+static long long take_big(struct vp_cursor *c, const unsigned char *hdr, long long at, int log_fd,
+                          int mode, unsigned mask, uint64_t since, uint64_t until, char *out,
+                          size_t *n)
+{
+    unsigned stream = hdr[0];
+    uint32_t len = get_be32(hdr + 4);
+    unsigned char trl[TRAILER];
+    ssize_t got;
+    *n = 0;
+    if (stream > 3 || len > MAX_PAYLOAD)
+        return -EBADMSG;
+    do
+        got = pread(log_fd, trl, TRAILER, at + HEADER + len);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return -errno;
+    if (got < TRAILER)
+        return -EIO;
+    if (get_be32(trl + 8) != len)
+        return -EBADMSG;
+    uint64_t t = get_be64(trl);
+    if (t > until) {
+        c->past_until = 1;
+        return 0;
+    }
+    if ((mask >> stream & 1) && t >= since) {
+        if (mode != VP_RAW) {
+            memset(out, 0, HEADER);
+            out[0] = (char)stream;
+            put_be32((unsigned char *)out + 4, len);
+            *n = HEADER;
+        }
+        c->file_pos = at + HEADER;
+        c->file_left = len;
+        if (mode == VP_RECORDS) {
+            memcpy(c->owed, trl, TRAILER);
+            c->owed_len = TRAILER;
+            c->owed_pos = 0;
+        }
+    }
+    return HEADER + (long long)len + TRAILER;
+}
+
+long long vp_relay(struct vp_cursor *c, char *scratch, size_t window, int log_fd,
                    long long end, int dst, int mode, unsigned mask,
                    uint64_t since, uint64_t until, int merge)
 {
     long long total = 0;
-    c->need = 0;
     c->blocked = 0;
-    if (mode < VP_RECORDS || mode > VP_RAW || c->tail > bufsize || c->head > c->tail)
+    if (mode < VP_RECORDS || mode > VP_RAW || window < HEADER + TRAILER || c->head > c->tail)
         return -EINVAL;
     for (;;) {
-        while (c->head < c->tail) {
-            ssize_t n = write(dst, buf + c->head, c->tail - c->head);
-            if (n < 0) {
-                if (errno == EINTR)
-                    continue;
-                if (errno == EAGAIN) {
-                    c->blocked = 1;
-                    return total;
-                }
-                return -errno;
-            }
-            c->head += (size_t)n;
-            total += n;
+        long long rc = pay_debts(c, log_fd, dst, scratch, window, &total);
+        if (rc == -EAGAIN) {
+            c->blocked = 1;
+            return total;
         }
-        c->head = c->tail = 0;
+        if (rc < 0)
+            return rc;
         if (c->past_until || c->offset >= end)
             return total;
-        size_t want = (unsigned long long)(end - c->offset) < bufsize
-                          ? (size_t)(end - c->offset) : bufsize;
+        size_t want = (unsigned long long)(end - c->offset) < window ? (size_t)(end - c->offset) : window;
         ssize_t got;
         do
-            got = pread(log_fd, buf, want, c->offset);
+            got = pread(log_fd, scratch, want, c->offset);
         while (got < 0 && errno == EINTR);
         if (got < 0)
             return -errno;
         size_t used, out;
-        int rc = merge && mode != VP_RAW
-                     ? convert_merged(buf, (size_t)got, mode, mask, since, until, &used, &out,
-                                      &c->past_until)
-                     : convert(buf, (size_t)got, mode, mask, since, until, &used, &out, &c->past_until);
-        if (used == 0 && !c->past_until) {
-            /* Nothing whole at the start: a corrupt record, one larger than
-             * the buffer (the caller grows it and calls again), or a short
-             * read, which `end` being a record boundary rules out unless the
-             * file shrank under us: stop quietly rather than spin. */
-            if (rc < 0)
-                return rc;
-            if (got >= HEADER) {
-                size_t size = HEADER + get_be32((unsigned char *)buf + 4) + TRAILER;
-                if (size > bufsize)
-                    c->need = size;
+        int big = 0;
+        int crc = merge && mode != VP_RAW
+                      ? convert_merged(scratch, (size_t)got, window, mode, mask, since, until, &used,
+                                       &out, &c->past_until, &big)
+                      : convert(scratch, (size_t)got, window, mode, mask, since, until, &used, &out,
+                                &c->past_until, &big);
+        if (big && !c->past_until) {
+            /* The output so far is behind the big record's header (compaction), and
+             * its own output header fits where that header was. */
+            size_t hn;
+            long long size = take_big(c, (unsigned char *)scratch + used, c->offset + (long long)used,
+                                      log_fd, mode, mask, since, until, scratch + out, &hn);
+            if (size < 0 && used == 0)
+                return size; /* else what came before it goes out first; the next pass reports it */
+            if (size > 0) {
+                used += (size_t)size;
+                out += hn;
             }
+        } else if (used == 0 && !c->past_until) {
+            /* Nothing whole at the start: a corrupt record, or a short read, which `end`
+             * being a record boundary rules out unless the file shrank under us: stop
+             * quietly rather than spin. Records converted before a corrupt one still
+             * went out; this pass starts at it and reports it. */
+            return crc < 0 ? crc : total;
+        }
+        c->offset += (long long)used;
+        rc = write_out(c, dst, scratch, out, &total);
+        if (rc == -EAGAIN) {
+            c->blocked = 1;
             return total;
         }
-        /* Records converted before a corrupt one still go out; the next pass
-         * starts at the corrupt record and reports it. */
-        c->offset += (long long)used;
-        c->tail = out;
+        if (rc < 0)
+            return rc;
     }
 }
 

@@ -11,34 +11,58 @@
 #define VP_FRAMES 1  /* wire frames: header, payload */
 #define VP_RAW 2     /* payloads only (TTY streams) */
 
-/* Read src until EAGAIN, EOF or `budget` bytes; append each read to log_fd as
- * one log record (8-byte frame header, payload, 12-byte time/length trailer).
- * Returns bytes appended to the log; *eof is set to 1 when src hit EOF. */
-long long vp_pump(int src, int log_fd, int stream, long long budget,
-                  char *buf, size_t bufsize, int *eof);
+/* Move what src has into log_fd as records (8-byte frame header, payload, 12-byte
+ * time/length trailer), written at *offset, which is advanced: whatever is in src
+ * when a record starts (FIONREAD), up to bufsize, becomes that record. Until
+ * EAGAIN, EOF or `budget` bytes appended. With a staging pipe (stage_r/stage_w,
+ * empty, stage_r non-blocking; -1: none) and src a pipe, payloads are spliced:
+ * header, payload and trailer gather in the staging pipe and go to the log in one
+ * splice, and no byte passes through user space. Otherwise reads into buf.
+ * Returns bytes appended; *eof is set to 1 when src hit EOF. On an error the
+ * record under way may be partly written past *offset: the next one overwrites it. */
+long long vp_pump(int src, int log_fd, long long *offset, int stream, long long budget,
+                  char *buf, size_t bufsize, int stage_r, int stage_w, int *eof);
 
-/* One log follower's position. Its buffer lives with the caller (a Python
- * bytearray); buf[head, tail) is output converted but not yet written. */
+/* One log follower's position, and the output it owes its destination: converted
+ * bytes not yet written (pending[head, tail), malloc'd here and freed once written,
+ * so a follower that waits holds at most one window's worth), then a payload to
+ * send from the log file itself (file_left bytes at file_pos), then owed[owed_pos,
+ * owed_len) (a trailer that goes after that payload). Zero it to start; release it
+ * with vp_cursor_release. */
 struct vp_cursor {
-    long long offset; /* log offset of the next record to read */
+    long long offset;    /* log offset of the next record to convert */
+    long long file_pos;
+    long long file_left;
+    char *pending;
     size_t head;
     size_t tail;
-    size_t need;      /* set by vp_relay: the next record needs a buffer this big */
-    int past_until;   /* a record later than `until` was met; nothing more to send */
-    int blocked;      /* the last vp_relay stopped on EAGAIN from dst */
+    int owed_pos;
+    int owed_len;
+    unsigned char owed[12];
+    int past_until;      /* a record later than `until` was met; nothing more to send */
+    int blocked;         /* the last vp_relay stopped on EAGAIN from dst */
 };
 
-/* Write the cursor's pending output to dst, then convert the records of
- * log_fd in [c->offset, end) selected by stream mask (bit 1 << stream) and
- * time window [since, until] into `mode`, and write them, until end, the
- * until cut-off, EAGAIN on dst, or a record larger than bufsize (c->need).
- * With merge (RECORDS and FRAMES modes), consecutive selected records of one
- * stream within one buffer's worth of log go out as one entry of at most
- * 16 MiB; a merged record carries the first record's time.
- * Returns bytes written to dst; -EBADMSG for a corrupt record. */
-long long vp_relay(struct vp_cursor *c, char *buf, size_t bufsize, int log_fd,
+/* A record whose payload is at least this large is not copied through user space:
+ * its payload goes from the log's page cache to dst with sendfile. */
+#define VP_SENDFILE_MIN (16u << 10)
+
+/* Write what the cursor owes dst, then convert the records of log_fd in
+ * [c->offset, end) selected by stream mask (bit 1 << stream) and time window
+ * [since, until] into `mode`, and write them, until end, the until cut-off or
+ * EAGAIN on dst. Small records are read `window` bytes at a time into `scratch`
+ * (the caller's, shared by every cursor of the thread), converted in place and
+ * written; with merge (RECORDS and FRAMES modes) consecutive selected ones of one
+ * stream within one window go out as one entry, carrying the first one's time. A
+ * record of VP_SENDFILE_MIN payload bytes or more, or larger than the window, goes
+ * out alone: its header from memory, its payload by sendfile from the log.
+ * Returns bytes written to dst; -EBADMSG for a corrupt record, -ENOMEM. */
+long long vp_relay(struct vp_cursor *c, char *scratch, size_t window, int log_fd,
                    long long end, int dst, int mode, unsigned mask,
                    uint64_t since, uint64_t until, int merge);
+
+/* Free what the cursor holds (its pending output); it may be used again. */
+void vp_cursor_release(struct vp_cursor *c);
 
 /* Write the payloads of the complete records/frames (fmt) at the start of buf
  * to out1 (stream 1) or out2 (stream 2); fd -1 or stream 0 discards. Stops

@@ -19,7 +19,7 @@ from varpod.core.model import (
     new_id,
 )
 from varpod.core.states import State
-from varpod.core.store import Store
+from varpod.core.store import BIG_VALUE, Store
 
 
 def make(name: str, cid: str | None = None, **config: object) -> ContainerRecord:
@@ -336,6 +336,44 @@ def test_file_store_persists_across_reopen(tmp_path):
             s2.add(make("web-1"))
     finally:
         s2.close()
+
+
+def test_a_large_config_is_written_whole_and_read_back(tmp_path):
+    # Over BIG_VALUE it is written through a blob handle (the statement cache would keep a
+    # bound copy of it for good): the row must still hold every byte, also after a reopen,
+    # and a config that shrinks back under the limit is bound as usual again.
+    path = str(tmp_path / "varpod.db")
+    s = Store(path)
+    big = make("big", env=["BIG=" + "x" * (2 * BIG_VALUE), "AFTER=1"])
+    s.add(big)
+    bigger = ContainerRecord(msgspec.structs.replace(big.config, env=["BIG=" + "y" * (3 * BIG_VALUE)]),
+                             big.state).with_state(state=State.EXITED)
+    s.save_record(bigger)
+    s.add(make("small"))
+    s.close()
+    s2 = Store(path)
+    try:
+        assert s2.find("big") == bigger
+        small = msgspec.structs.replace(bigger.config, env=["SMALL=1"])
+        s2.save_record(ContainerRecord(small, bigger.state))
+    finally:
+        s2.close()
+    s3 = Store(path)
+    try:
+        assert s3.find("big").config.env == ["SMALL=1"]
+        assert s3.find("small").config.env == []
+    finally:
+        s3.close()
+
+
+def test_a_large_config_that_fails_leaves_nothing(store):
+    store.add(make("taken"))
+    with pytest.raises(sqlite3.IntegrityError):  # the cache is bypassed: the row itself refuses
+        store._write_big(b"x" * (2 * BIG_VALUE), "INSERT INTO containers (id, name, config, state) "
+                         "VALUES (?, ?, zeroblob(?), ?)", (new_id(), "taken", 2 * BIG_VALUE, b"{}"), "none")
+    assert [r.name for r in store.all()] == ["taken"]
+    store.add(make("next"))  # no transaction was left open
+    assert len(store) == 2
 
 
 def test_file_store_uses_wal(tmp_path):

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from varpod import native
-from varpod.core.logfile import encode_record
+from varpod.core.logfile import OVERHEAD, encode_record
 from varpod.native import MODE_FRAMES, MODE_RAW, MODE_RECORDS, _fallback, encode_frame
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -84,23 +84,34 @@ def encode(mode: int, stream: int, data: bytes, ts: int) -> bytes:
     return encode_frame(stream, data) if mode == MODE_FRAMES else data
 
 
+def is_big(n: int, window: int) -> bool:
+    """A record relay sends from the file: a payload of SENDFILE_MIN bytes or more, or larger
+    than the window."""
+    return n >= _fallback.SENDFILE_MIN or n + OVERHEAD > window
+
+
 def passes(records, offsets: list[int], ends: list[int], bufsize: int, until: int) -> Iterator[range]:
     """The records each pass of relay converts, following the log to each of ``ends`` in turn.
 
-    A pass takes the whole records in one buffer's worth of log from the
-    cursor (a record larger than the buffer grows it first) and stops at the
-    first record later than ``until``, which ends the stream.
+    A pass takes the whole small records in one window's worth of log from the
+    cursor, up to the first big record, which goes alone in a pass of its own
+    (nothing merges with it), and stops at the first record later than
+    ``until``, which ends the stream.
     """
     i = 0
     for end in ends:
         while offsets[i] < end:
+            if is_big(len(records[i][1]), bufsize):
+                if records[i][2] > until:
+                    return
+                yield range(i, i + 1)
+                i += 1
+                continue
             avail = min(bufsize, end - offsets[i])
             j = i
-            while j < len(records) and offsets[j + 1] - offsets[i] <= avail:
+            while (j < len(records) and offsets[j + 1] - offsets[i] <= avail
+                   and not is_big(len(records[j][1]), bufsize)):
                 j += 1
-            if j == i:
-                bufsize = _fallback.grown_size(offsets[i + 1] - offsets[i])
-                continue
             stop = next((k for k in range(i, j) if records[k][2] > until), None)
             yield range(i, j if stop is None else stop)
             if stop is not None:
@@ -184,9 +195,9 @@ def relay_all(mod, log_fd, ends, dst, mode, mask, since, until, bufsize, merge) 
             total += n
             if not blocked:
                 break
-            assert cursor.pending
+            assert cursor.busy
             wait_writable(dst)
-        assert cursor.pending == b""
+        assert not cursor.busy
     return total
 
 
@@ -214,7 +225,7 @@ def scenarios(draw):
 
 @SETTINGS
 @given(scenarios(), st.sampled_from(MODES), st.sampled_from([STDOUT, STDERR, BOTH, 0]),
-       st.sampled_from([4096, 64 << 10, _fallback.RELAY_BUFSIZE]), st.sampled_from(["socket", "pipe"]))
+       st.sampled_from([64, 4096, _fallback.RELAY_WINDOW, 1 << 20]), st.sampled_from(["socket", "pipe"]))
 def test_merged_and_unmerged_output_is_what_the_model_says(scenario, mode, mask, bufsize, kind):
     specs, cuts, since, until = scenario
     log_fd, records, offsets = make_log(specs)
@@ -268,18 +279,33 @@ def test_records_of_an_unselected_stream_in_between_do_not_split_a_run(impl):
 
 def test_a_merged_entry_stops_at_16_mib(impl):
     mib = 1 << 20
+    small = _fallback.SENDFILE_MIN - 1  # the largest record that is converted, not sent from the file
     log_fd = os.memfd_create("log", os.MFD_CLOEXEC)
-    chunk = bytes(range(256)) * (5 * mib // 256)
-    for i in range(4):
-        os.write(log_fd, encode_record(1, chunk, i))
+    chunk = bytes(range(256)) * (small // 256) + bytes(small % 256)
+    count = 17 * mib // small + 1
+    os.write(log_fd, b"".join(encode_record(1, chunk, i) for i in range(count)))
     end = os.fstat(log_fd).st_size
     try:
         with destination("pipe", room=mib) as (dst, got):
             relay_all(impl, log_fd, [end], dst, MODE_FRAMES, BOTH, 0, MAX_TIME, 32 * mib, merge=True)
         entries, used = _fallback.scan(got, MODE_FRAMES)
         assert used == len(got)
-        assert [(s, n) for s, _, n in entries] == [(1, 15 * mib), (1, 5 * mib)]
-        assert bytes(got[8 : 8 + 15 * mib]) == chunk * 3
+        per_entry = _fallback.MAX_PAYLOAD // small
+        assert [(s, n) for s, _, n in entries] == [(1, per_entry * small), (1, (count - per_entry) * small)]
+        assert bytes(got[8 : 8 + per_entry * small]) == chunk * per_entry
+    finally:
+        os.close(log_fd)
+
+
+def test_a_big_record_is_never_merged(impl):
+    # Its payload goes from the file: the small records around it merge among themselves only.
+    big = _fallback.SENDFILE_MIN
+    log_fd, records, offsets = make_log([(1, 5, 1), (1, 6, 2), (1, big, 3), (1, 7, 4), (1, 8, 5)])
+    try:
+        with destination("socket") as (dst, got):
+            relay_all(impl, log_fd, [offsets[-1]], dst, MODE_RECORDS, BOTH, 0, MAX_TIME, 1 << 20, True)
+        assert bytes(got) == (encode_record(1, records[0][1] + records[1][1], 1) + encode_record(*records[2])
+                              + encode_record(1, records[3][1] + records[4][1], 4))
     finally:
         os.close(log_fd)
 
@@ -295,7 +321,7 @@ def test_output_pending_from_an_earlier_call_is_never_reopened(impl):
         cursor = impl.Cursor()
         _, blocked = impl.relay(cursor, log_fd, offsets[1], w.fileno(), MODE_RECORDS, BOTH, merge=True)
         assert blocked
-        assert cursor.pending
+        assert cursor.busy
         got = bytearray()
         reader = threading.Thread(target=lambda: got.extend(b"".join(iter_recv(r))))
         reader.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import random
 import tempfile
@@ -20,35 +21,13 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 BIG = 1 << 40
 
 
-def c_pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int | None = None) -> tuple[int, bool]:
-    if native._lib is None:
-        pytest.fail(f"the compiled native module is missing: {native.IMPORT_ERROR}")
-    if bufsize is None:
-        return native._c_pump(src, log_fd, stream, budget)
-    # The same C function with a small buffer, so that one call takes several reads.
-    buf = native._ffi.new("char[]", bufsize)
-    eof = native._ffi.new("int *")
-    n = native._lib.vp_pump(src, log_fd, stream, budget, buf, bufsize, eof)
-    if n < 0:
-        raise OSError(-n, os.strerror(-n))
-    return n, bool(eof[0])
-
-
-def py_pump(src: int, log_fd: int, stream: int, budget: int, bufsize: int | None = None) -> tuple[int, bool]:
-    if bufsize is None:
-        return _fallback.pump(src, log_fd, stream, budget)
-    return _fallback.pump(src, log_fd, stream, budget, bufsize)
-
-
-IMPLS = {"c": c_pump, "python": py_pump}
-
-
 class Log:
-    """A log file opened the way LogWriter opens it."""
+    """A log file opened the way LogWriter opens it (not O_APPEND), and where the next record goes."""
 
     def __init__(self, directory: str, name: str) -> None:
         self.path = os.path.join(directory, name)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = 0
 
     def read(self) -> bytes:
         with open(self.path, "rb") as f:
@@ -56,6 +35,61 @@ class Log:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+class LogFd:
+    """Any fd as a log (errors: one that cannot be written)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.size = 0
+
+
+def vp_pump(src: int, log, stream: int, budget: int, bufsize: int,
+            stage: tuple[int, int]) -> tuple[int, bool]:
+    """The C function itself, with a buffer and a staging pipe of the caller's choosing."""
+    if native._lib is None:
+        pytest.fail(f"the compiled native module is missing: {native.IMPORT_ERROR}")
+    buf = native._ffi.new("char[]", bufsize)
+    eof = native._ffi.new("int *")
+    off = native._ffi.new("long long *", log.size)
+    n = native._lib.vp_pump(src, log.fd, off, stream, budget, buf, bufsize, *stage, eof)
+    if n < 0:
+        raise OSError(-n, os.strerror(-n))
+    assert off[0] == log.size + n
+    log.size += n
+    return n, bool(eof[0])
+
+
+def c_pump(src: int, log, stream: int, budget: int, bufsize: int | None = None, *,
+           fifo: bool = False) -> tuple[int, bool]:
+    if native._lib is None:
+        pytest.fail(f"the compiled native module is missing: {native.IMPORT_ERROR}")
+    if bufsize is None:
+        n, eof = native._c_pump(src, log.fd, log.size, stream, budget, fifo)
+        log.size += n
+        return n, eof
+    # The same C function with a small buffer, so that one call takes several records.
+    return vp_pump(src, log, stream, budget, bufsize, native._staging() if fifo else (-1, -1))
+
+
+def py_pump(src: int, log, stream: int, budget: int, bufsize: int | None = None, *,
+            fifo: bool = False) -> tuple[int, bool]:
+    n, eof = _fallback.pump(src, log.fd, log.size, stream, budget, fifo, bufsize or native.PUMP_BUFSIZE)
+    log.size += n
+    return n, eof
+
+
+def c_splice(*args, **kw):
+    return c_pump(*args, **kw, fifo=True)
+
+
+def py_splice(*args, **kw):
+    return py_pump(*args, **kw, fifo=True)
+
+
+READ = {"c": c_pump, "python": py_pump}  # any fd: read, then written
+IMPLS = {**READ, "c spliced": c_splice, "python spliced": py_splice}  # pipes: spliced too
 
 
 def without_times(data: bytes) -> bytes:
@@ -103,17 +137,17 @@ def test_the_compiled_pump_is_live_in_ci():
 
 def pump_chunks(impl, directory: str, chunks: list[bytes], stream: int) -> tuple[list, bytes]:
     """Write each chunk into a pipe and pump it out; then close the writer and pump the EOF."""
-    log = Log(directory, f"{impl.__name__}.log")
+    log = Log(directory, f"{impl.__name__}-{len(os.listdir(directory))}.log")
     r, w = os.pipe()
     os.set_blocking(r, False)
     results = []
     try:
         for chunk in chunks:
             assert os.write(w, chunk) == len(chunk)  # <= 64 KiB into an empty pipe: never short
-            results.append(impl(r, log.fd, stream, BIG))
+            results.append(impl(r, log, stream, BIG))
         os.close(w)
         w = -1
-        results.append(impl(r, log.fd, stream, BIG))
+        results.append(impl(r, log, stream, BIG))
         return results, log.read()
     finally:
         os.close(r)
@@ -130,15 +164,13 @@ def pump_chunks(impl, directory: str, chunks: list[bytes], stream: int) -> tuple
 def test_c_and_python_write_the_same_records(chunks, stream):
     with tempfile.TemporaryDirectory() as d:
         before = time.time_ns()
-        c_results, c_log = pump_chunks(c_pump, d, chunks, stream)
-        py_results, py_log = pump_chunks(py_pump, d, chunks, stream)
+        got = {name: pump_chunks(impl, d, chunks, stream) for name, impl in IMPLS.items()}
         after = time.time_ns()
 
     expected = [(len(c) + OVERHEAD, False) for c in chunks] + [(0, True)]
-    assert c_results == expected
-    assert py_results == expected
-    assert without_times(c_log) == without_times(py_log)
-    for data in (c_log, py_log):
+    assert {name: results for name, (results, _) in got.items()} == dict.fromkeys(IMPLS, expected)
+    assert len({without_times(log) for _, log in got.values()}) == 1
+    for _, data in got.values():
         records, _ = parse_records(data)
         assert [r.payload for r in records] == chunks  # one record per read, every byte kept
         assert {r.stream for r in records} <= {stream}
@@ -173,7 +205,7 @@ def test_budget_is_respected_read_by_read(seed, size, bufsize, budget, closed):
                 if closed:
                     os.close(w)
                     w = -1
-                assert impl(r, log.fd, 1, budget, bufsize) == (total, eof), name
+                assert impl(r, log, 1, budget, bufsize) == (total, eof), name
                 assert drain_rest(r) == data[pos:], f"{name} read past its budget"
                 records, _ = parse_records(log.read())
                 assert [rec.payload for rec in records] == pieces, name
@@ -187,22 +219,22 @@ def test_budget_is_respected_read_by_read(seed, size, bufsize, budget, closed):
 # -- the public pump, its 1 MiB buffer and its budget -----------------------------------------------
 
 
-@pytest.mark.parametrize("name", IMPLS)
+@pytest.mark.parametrize("name", READ)
 def test_a_small_budget_returns_before_everything_is_read(name, tmp_path):
-    impl = IMPLS[name]
-    size = native.BUFSIZE * 5 // 2
+    impl = READ[name]
+    full = native.PUMP_BUFSIZE
+    size = full * 5 // 2
     data = random_bytes(7, size)
     src_path = tmp_path / "src"
     src_path.write_bytes(data)  # a regular file: every read fills the whole buffer
     src = os.open(src_path, os.O_RDONLY)
     log = Log(str(tmp_path), "ctr.log")
     try:
-        assert impl(src, log.fd, 2, 1) == (native.BUFSIZE + OVERHEAD, False)
-        assert os.lseek(src, 0, os.SEEK_CUR) == native.BUFSIZE  # the rest is still unread
-        rest = size - native.BUFSIZE
-        assert impl(src, log.fd, 2, BIG) == (rest + 2 * OVERHEAD, True)
+        assert impl(src, log, 2, 1) == (full + OVERHEAD, False)
+        assert os.lseek(src, 0, os.SEEK_CUR) == full  # the rest is still unread
+        rest = size - full
+        assert impl(src, log, 2, BIG) == (rest + 2 * OVERHEAD, True)
         records, _ = parse_records(log.read())
-        full = native.BUFSIZE
         assert [len(r.payload) for r in records] == [full, full, size - 2 * full]
         assert b"".join(r.payload for r in records) == data
         assert {r.stream for r in records} == {2}
@@ -218,7 +250,7 @@ def test_no_budget_reads_nothing(name, budget, tmp_path):
     r, w = os.pipe()
     try:
         os.write(w, b"waiting")
-        assert IMPLS[name](r, log.fd, 1, budget) == (0, False)
+        assert IMPLS[name](r, log, 1, budget) == (0, False)
         assert log.read() == b""
         os.set_blocking(r, False)
         assert drain_rest(r) == b"waiting"
@@ -235,15 +267,15 @@ def test_a_non_blocking_source_returns_at_eagain(name, tmp_path):
     r, w = os.pipe()
     try:
         os.set_blocking(r, False)
-        assert impl(r, log.fd, 1, BIG) == (0, False)  # nothing there, writer still open: not EOF
+        assert impl(r, log, 1, BIG) == (0, False)  # nothing there, writer still open: not EOF
         assert log.read() == b""
         os.write(w, b"hello\n")
-        assert impl(r, log.fd, 1, BIG) == (6 + OVERHEAD, False)
-        assert impl(r, log.fd, 1, BIG) == (0, False)
+        assert impl(r, log, 1, BIG) == (6 + OVERHEAD, False)
+        assert impl(r, log, 1, BIG) == (0, False)
         os.write(w, b"bye\n")
         os.close(w)
         w = -1
-        assert impl(r, log.fd, 1, BIG) == (4 + OVERHEAD, True)
+        assert impl(r, log, 1, BIG) == (4 + OVERHEAD, True)
         records, _ = parse_records(log.read())
         assert [(rec.stream, rec.payload) for rec in records] == [(1, b"hello\n"), (1, b"bye\n")]
     finally:
@@ -259,7 +291,7 @@ def test_eof_of_an_empty_pipe(name, tmp_path):
     r, w = os.pipe()
     os.close(w)
     try:
-        assert IMPLS[name](r, log.fd, 1, BIG) == (0, True)
+        assert IMPLS[name](r, log, 1, BIG) == (0, True)
         assert log.read() == b""
     finally:
         os.close(r)
@@ -269,9 +301,9 @@ def test_eof_of_an_empty_pipe(name, tmp_path):
 # -- errors: both raise the same OSError -----------------------------------------------------------------
 
 
-def errno_of(impl, src: int, log_fd: int) -> int:
+def errno_of(impl, src: int, log) -> int:
     with pytest.raises(OSError) as exc:
-        impl(src, log_fd, 1, BIG)
+        impl(src, log, 1, BIG)
     return exc.value.errno
 
 
@@ -281,8 +313,8 @@ def test_a_bad_source_fd_is_the_same_oserror(tmp_path):
     os.close(r)
     os.close(w)
     try:
-        assert {name: errno_of(impl, r, log.fd) for name, impl in IMPLS.items()} == {
-            "c": errno.EBADF, "python": errno.EBADF}
+        assert {name: errno_of(impl, r, log) for name, impl in IMPLS.items()} == dict.fromkeys(
+            IMPLS, errno.EBADF)
     finally:
         log.close()
 
@@ -296,11 +328,11 @@ def test_an_unwritable_log_is_the_same_oserror(tmp_path):
             r, w = os.pipe()
             try:
                 os.write(w, b"data")
-                got[name] = errno_of(impl, r, ro)
+                got[name] = errno_of(impl, r, LogFd(ro))
             finally:
                 os.close(r)
                 os.close(w)
-        assert got == {"c": errno.EBADF, "python": errno.EBADF}
+        assert got == dict.fromkeys(IMPLS, errno.EBADF)
     finally:
         os.close(ro)
 
@@ -308,14 +340,16 @@ def test_an_unwritable_log_is_the_same_oserror(tmp_path):
 def test_a_closed_pty_is_the_same_oserror(tmp_path):
     # A terminal's master reads EIO, not EOF, once the other side is gone: both say so alike.
     got, logs = {}, {}
-    for name, impl in IMPLS.items():
+    for name, impl in READ.items():
         log = Log(str(tmp_path), f"{name}.log")
         master, slave = os.openpty()
         try:
             os.write(slave, b"last line\n")
             os.close(slave)
             slave = -1
-            got[name] = errno_of(impl, master, log.fd)
+            # What was read is kept and counted; the error comes with the next call.
+            assert impl(master, log, 1, BIG) == (len(b"last line\r\n") + OVERHEAD, False)
+            got[name] = errno_of(impl, master, log)
             logs[name] = without_times(log.read())
         finally:
             os.close(master)
@@ -325,3 +359,52 @@ def test_a_closed_pty_is_the_same_oserror(tmp_path):
     assert got == {"c": errno.EIO, "python": errno.EIO}
     assert logs["c"] == logs["python"]
     assert [r.payload for r in parse_records(logs["c"])[0]] == [b"last line\r\n"]
+
+
+# -- spliced records ------------------------------------------------------------------------------------
+
+
+def test_a_record_larger_than_the_staging_pipe_reaches_the_log_whole(tmp_path):
+    # A staging pipe of one page: the header alone fills it, and the payload reaches the
+    # log a page at a time, every part at its place, as one record; the pipe ends empty.
+    data = random_bytes(11, 1 << 20)
+    r, w = os.pipe()
+    sr, sw = os.pipe()
+    log = Log(str(tmp_path), "ctr.log")
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
+        fcntl.fcntl(sw, fcntl.F_SETPIPE_SZ, 4096)
+        for i in range(0, len(data), 4096):  # a buffer per write, as line-buffered output makes
+            os.write(w, data[i : i + 4096])
+        os.set_blocking(r, False)
+        os.set_blocking(sr, False)
+        assert vp_pump(r, log, 1, BIG, 2 << 20, (sr, sw)) == (len(data) + OVERHEAD, False)
+        records, used = parse_records(log.read())
+        assert used == log.size
+        assert [rec.payload for rec in records] == [data]
+        assert drain_rest(sr) == b""
+    finally:
+        for fd in (r, w, sr, sw):
+            os.close(fd)
+        log.close()
+
+
+@pytest.mark.parametrize("name", ["c spliced", "python spliced"])
+def test_records_go_where_the_log_ends_not_where_the_file_ends(name, tmp_path):
+    # A torn record a crash left past the end is overwritten, not appended after.
+    log = Log(str(tmp_path), "ctr.log")
+    r, w = os.pipe()
+    try:
+        os.write(log.fd, b"torn record bytes")
+        os.set_blocking(r, False)
+        os.write(w, b"first")
+        assert IMPLS[name](r, log, 1, BIG) == (5 + OVERHEAD, False)
+        os.write(w, b"second")
+        assert IMPLS[name](r, log, 2, BIG) == (6 + OVERHEAD, False)
+        records, used = parse_records(log.read())
+        assert [(rec.stream, rec.payload) for rec in records] == [(1, b"first"), (2, b"second")]
+        assert used == log.size == len(log.read())
+    finally:
+        os.close(r)
+        os.close(w)
+        log.close()

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from varpod import native
-from varpod.core.logfile import OVERHEAD, encode_record
+from varpod.core.logfile import encode_record
 from varpod.native import MODE_FRAMES, MODE_RAW, MODE_RECORDS, _fallback, encode_frame
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,9 +147,9 @@ def relay_all(mod, log_fd: int, ends: list[int], dst: int, mode: int, mask: int,
             total += n
             if not blocked:
                 break
-            assert cursor.pending
+            assert cursor.busy
             wait_writable(dst)
-        assert cursor.pending == b""
+        assert not cursor.busy
         assert cursor.offset == end or cursor.past_until
     return total, cursor.offset, cursor.past_until
 
@@ -177,7 +177,7 @@ def scenarios(draw):
 
 @SETTINGS
 @given(scenarios(), st.sampled_from(MODES), st.sampled_from([STDOUT, STDERR, BOTH, 0]),
-       st.sampled_from([4096, 64 << 10, _fallback.RELAY_BUFSIZE]), st.sampled_from(["socket", "pipe"]))
+       st.sampled_from([64, 4096, _fallback.RELAY_WINDOW, 1 << 20]), st.sampled_from(["socket", "pipe"]))
 def test_both_implementations_send_what_the_spec_says(scenario, mode, mask, bufsize, kind):
     specs, cuts, since, until = scenario
     log_fd, records, offsets = make_log(specs)
@@ -217,7 +217,7 @@ def test_output_waits_in_the_cursor_while_the_destination_is_full(impl):
             if not blocked:
                 break
             # Nobody reads: the socket is full, so the rest waits in the cursor, already past the log.
-            assert cursor.pending
+            assert cursor.busy
             assert cursor.offset > 0
             before = len(got)
             while len(got) - before < 3000:  # drain a little at a time
@@ -233,22 +233,57 @@ def test_output_waits_in_the_cursor_while_the_destination_is_full(impl):
         assert calls > 10
         assert bytes(got) == expected(records, MODE_FRAMES, BOTH, 0, _fallback.MAX_TIME)
         assert cursor.offset == offsets[-1]
-        assert cursor.pending == b""
+        assert not cursor.busy
     finally:
         w.close()
         r.close()
         os.close(log_fd)
 
 
-def test_a_record_larger_than_the_buffer_grows_it(impl):
-    log_fd, records, offsets = make_log([(1, 10, 1), (2, 200_000, 2), (1, 5, 3)])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_follower_nobody_reads_holds_at_most_a_window(impl, mode):
+    # A stopped client: its socket is full. The cursor keeps what it converted and could
+    # not write, which is never more than one window of log, whatever the log holds.
+    window = 8192
+    log_fd, _, offsets = make_log([(1 + i % 2, 100 + i % 300, i) for i in range(3000)])
+    w, r = socket.socketpair()
     try:
-        cursor = impl.Cursor(bufsize=4096)
+        w.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        w.setblocking(False)
+        cursor = impl.Cursor(bufsize=window)
+        for _ in range(3):  # the follower is woken again and again: nothing more piles up
+            _, blocked = impl.relay(cursor, log_fd, offsets[-1], w.fileno(), mode, BOTH, merge=True)
+            assert blocked
+            assert 0 < len(cursor.pending) <= window
+            assert cursor.offset < offsets[-1] // 4
+    finally:
+        w.close()
+        r.close()
+        os.close(log_fd)
+
+
+def test_a_record_larger_than_the_window_goes_from_the_file(impl):
+    log_fd, records, offsets = make_log([(1, 10, 1), (2, 200_000, 2), (1, 5, 3), (2, 3000, 4)])
+    try:
+        cursor = impl.Cursor(bufsize=2048)  # the 3000-byte record is small, but not for this window
         with destination("socket") as (dst, got):
             relay_until_done(impl, cursor, log_fd, offsets[-1], dst, MODE_RECORDS, BOTH)
         assert bytes(got) == expected(records, MODE_RECORDS, BOTH, 0, _fallback.MAX_TIME)
-        assert cursor.bufsize >= 200_000 + OVERHEAD
+        assert cursor.bufsize == 2048
     finally:
+        os.close(log_fd)
+
+
+def test_a_destination_that_refuses_sendfile_gets_the_payload_copied(impl, tmp_path):
+    # The kernel refuses to splice into a file opened O_APPEND (EINVAL): the payload then
+    # goes through the window, a window at a time.
+    log_fd, records, offsets = make_log([(1, 10, 1), (2, 100_000, 2), (1, 5, 3)])
+    out = os.open(tmp_path / "out", os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    try:
+        relay_until_done(impl, impl.Cursor(), log_fd, offsets[-1], out, MODE_FRAMES, BOTH)
+        assert os.pread(out, 1 << 20, 0) == expected(records, MODE_FRAMES, BOTH, 0, _fallback.MAX_TIME)
+    finally:
+        os.close(out)
         os.close(log_fd)
 
 
