@@ -53,6 +53,10 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     dns_option: list[str] | None = None
     add_hosts: list[str] | None = None
     network_aliases: list[str] | None = None
+    volumes: list[str] | None = None
+    mounts: list[str] | None = None
+    tmpfs: list[str] | None = None
+    image_volume: str | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -134,6 +138,20 @@ class HostConfig(msgspec.Struct):
     Init: bool = False
     LogConfig: LogConfig | None = None
     UsernsMode: str = ""
+    Binds: list[str] = []
+    Tmpfs: dict[str, str] = {}
+
+
+class InspectMount(msgspec.Struct):
+    Type: str
+    Name: str
+    Source: str
+    Destination: str
+    Driver: str
+    Mode: str
+    Options: list[str]
+    RW: bool
+    Propagation: str
 
 
 class HostPort(msgspec.Struct):
@@ -193,6 +211,7 @@ class ContainerInspect(msgspec.Struct):
     IsInfra: bool = False
     ImageName: str = ""
     NetworkSettings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    Mounts: list[InspectMount] = []
 
 
 class PortSummary(msgspec.Struct):
@@ -223,6 +242,8 @@ class ContainerSummary(msgspec.Struct):
     IsInfra: bool = False
     ImageID: str = ""
     Ports: list[PortSummary] = []
+    Mounts: list[str] = []
+    MountSources: list[str] = []
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -277,6 +298,7 @@ class RemoveParams(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     force: bool | None = None
     timeout: int | None = None
+    volumes: bool | None = None
 
 
 class RemoveReply(msgspec.Struct):

@@ -19,11 +19,13 @@ from varpod.rpc.interfaces import network as N
 from varpod.rpc.interfaces import pod as P
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
+from varpod.rpc.interfaces import volume as VOL
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
 from varpod.rpc.service_images import ImageService
 from varpod.rpc.service_networks import NetworkService
 from varpod.rpc.service_pods import PodService
+from varpod.rpc.service_volumes import VolumeService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
 
@@ -94,9 +96,15 @@ REPLIES: dict[str, type] = {
     "io.varpod.Network.Disconnect": N.ConnectionReply,
     "io.varpod.Network.Reload": N.ReloadReply,
     "io.varpod.Network.Ports": N.PortsReply,
+    "io.varpod.Volume.Create": VOL.VolumeReply,
+    "io.varpod.Volume.Inspect": VOL.VolumeReply,
+    "io.varpod.Volume.List": VOL.ListReply,
+    "io.varpod.Volume.Exists": VOL.ExistsReply,
+    "io.varpod.Volume.Remove": VOL.RemoveReply,
+    "io.varpod.Volume.Prune": VOL.PruneReply,
 }
 MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C,
-           "io.varpod.Image": I, "io.varpod.Network": N, "io.varpod.Pod": P}
+           "io.varpod.Image": I, "io.varpod.Network": N, "io.varpod.Pod": P, "io.varpod.Volume": VOL}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -107,6 +115,7 @@ def _registry() -> tuple[Registry, Service]:
     PodService(pods=object(), engine=object(), runtimes=object()).register(registry)
     ImageService(images=object(), engine=object(), bus=object()).register(registry)
     NetworkService(engine=object(), networks=object(), bus=object()).register(registry)
+    VolumeService(volumes=object(), engine=object()).register(registry)
     return registry, service
 
 
