@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from .api_fs import FsAPI
 from .api_images import ImageAPI
 from .api_networks import NetworkAPI
 from .api_pods import PodAPI
@@ -37,7 +38,7 @@ def _limits(memory: int | str | None, cpus: float | None, pids_limit: int | None
     return _opts(memory=memory, cpus=cpus, pids_limit=pids_limit, cpu_shares=cpu_shares)
 
 
-class API(ImageAPI, NetworkAPI, PodAPI, VolumeAPI):
+class API(ImageAPI, NetworkAPI, PodAPI, VolumeAPI, FsAPI):
     def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
         raise NotImplementedError
 

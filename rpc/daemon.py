@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from ..core.containerfs.fs import ContainerFS
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
 from ..core.images.images import Images
@@ -34,6 +35,7 @@ from .interfaces import system as S
 from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
+from .service_fs import FsService
 from .service_images import ImageService
 from .service_networks import NetworkService, network_settings
 from .service_pods import PodService
@@ -157,6 +159,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     ImageService(images, engine, bus).register(registry)
     NetworkService(engine, networks, bus).register(registry)
     VolumeService(volumes, engine).register(registry)
+    FsService(ContainerFS(engine, images, volumes, bus)).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
