@@ -223,9 +223,6 @@ class ContainerFS:
         if (name and (name == ".." or "/" in name or "\0" in name)) or \
                 (target and (target in (".", "..") or "/" in target or "\0" in target)):
             raise InvalidCopy(f"invalid source name {(name + ' ' + target)[:100]!r}", path=path[:4096])
-        if name == "." and not (target or contents):
-            raise InvalidCopy("an archive of a directory's entries needs the name it is copied as",
-                              path=path[:4096])
         async with self._session(ref, live=True) as (rec, rootfs, root):
             owner = None
             if chown:
@@ -435,6 +432,9 @@ def _copy_in(root: Root, path: str, fd: int, name: str, as_name: str, directory:
         rename: tuple[str, str] | None = None
         if dest.exists and dest.is_dir:
             target = dest.fd
+            if name == "." and not contents and as_name == ".":
+                raise InvalidCopy("an archive of a directory's entries needs the name it is copied as "
+                                  "(target_name)", path=path[:4096])
             if name:
                 rename = (name, "" if contents else as_name)
         elif dest.exists:
