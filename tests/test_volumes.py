@@ -28,25 +28,14 @@ def run(client, rootfs, command, **kw) -> tuple[str, str, int]:
     return out.decode(), err.decode(), session.exit_code
 
 
-def drop_volumes(c) -> None:
-    for v in c.volume_list():
-        c.volume_remove(v.Name, force=True, timeout=0)
-
-
 @pytest.fixture
 def vclient(client):
-    yield client
-    for ctr in client.list(all=True):
-        client.remove(ctr.Id, force=True, timeout=0)
-    drop_volumes(client)
+    return client  # the fixture removes containers, then volumes, after each test
 
 
 @pytest.fixture
 def ivclient(iclient):
-    yield iclient
-    for ctr in iclient.list(all=True):
-        iclient.remove(ctr.Id, force=True, timeout=0)
-    drop_volumes(iclient)
+    return iclient
 
 
 def test_bind_mounts_ro_rw_and_what_inspect_and_ps_show(vclient, rootfs, tmp_path):
