@@ -19,6 +19,7 @@ from varpod.core.errors import (
     InvalidArchive,
     InvalidArtifact,
     InvalidCopy,
+    InvalidParameter,
     InvalidState,
     NoImageRootfs,
     NoSuchArtifact,
@@ -165,6 +166,19 @@ def test_cp_rules_and_refusals(client, own_rootfs):
     with pytest.raises(InvalidCopy):  # a file over a directory
         client.copy_in(cid, "/", _tar_file("etc", b"1"))
     assert os.path.isdir(os.path.join(own_rootfs, "etc"))
+    # the client's fd must be one the tar can go to, or come from
+    wrong = os.open(os.path.join(own_rootfs, "etc", "passwd"), os.O_RDONLY)
+    try:
+        with pytest.raises(InvalidParameter, match="cannot be written"):
+            client.export(cid, wrong)
+    finally:
+        os.close(wrong)
+    wrong = os.open(os.path.join(own_rootfs, "tmp", "w"), os.O_WRONLY | os.O_CREAT)
+    try:
+        with pytest.raises(InvalidParameter, match="cannot be read"):
+            client.copy_in(cid, "/tmp", wrong)
+    finally:
+        os.close(wrong)
     ro = client.create(own_rootfs, ["/bin/sleep", "1000"], read_only=True)
     with pytest.raises(ReadOnlyPath):
         client.copy_in(ro.id, "/tmp", _tar_file("f", b"1"))

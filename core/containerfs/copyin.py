@@ -17,7 +17,7 @@ import os
 import stat
 from typing import BinaryIO
 
-from ..errors import InvalidCopy, ReadOnlyPath
+from ..errors import InvalidCopy, InvalidParameter, ReadOnlyPath
 from ..images.compression import Decompressed
 from ..images.layers import Unpacker
 from ..images.tarstream import HARDLINK, TarEntry, TarReader
@@ -77,8 +77,14 @@ class CopyIn(Unpacker):
 
 def copy_in(src: BinaryIO, dest_fd: int, **kw: object) -> int:
     """Unpack the (plain or compressed) tar ``src`` into the directory ``dest_fd``; entries done."""
-    reader = TarReader(Decompressed(src, "the copied archive").read)
-    with CopyIn(dest_fd, "the copied archive", **kw) as unpacker:
-        count = unpacker.run(reader)
-    reader.drain()
+    try:
+        reader = TarReader(Decompressed(src, "the copied archive").read)
+        with CopyIn(dest_fd, "the copied archive", **kw) as unpacker:
+            count = unpacker.run(reader)
+        reader.drain()
+    except OSError as e:
+        if e.errno in (errno.EBADF, errno.EINVAL, errno.EISDIR):  # the client's fd, not a readable stream
+            raise InvalidParameter(f"the file descriptor given for the archive cannot be read: "
+                                   f"{e.strerror}", parameter="fd") from None
+        raise
     return count

@@ -22,7 +22,7 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 
-from ..errors import StreamBroken, Unsupported
+from ..errors import InvalidParameter, StreamBroken, Unsupported
 
 log = logging.getLogger("varpod.containerfs")
 
@@ -60,6 +60,8 @@ class TarWriter:
                 n = os.write(self.fd, view)
             except BrokenPipeError:
                 raise StreamBroken("the reader of the tar stream went away") from None
+            except OSError as e:
+                raise _not_writable(e) from None
             view = view[n:]
             self.bytes += n
 
@@ -94,6 +96,8 @@ class TarWriter:
             except BrokenPipeError:
                 raise StreamBroken("the reader of the tar stream went away") from None
             except OSError as e:
+                if e.errno == errno.EBADF:
+                    raise _not_writable(e) from None
                 if e.errno not in (errno.EINVAL, errno.ENOSYS) or sent:
                     raise
                 self._sendfile = False  # this fd does not take it: plain writes from now on
@@ -172,6 +176,13 @@ class TarWriter:
             return st
         finally:
             os.close(fd)
+
+
+def _not_writable(e: OSError) -> Exception:
+    if e.errno in (errno.EBADF, errno.EINVAL, errno.EISDIR):  # the client's fd takes no writes
+        return InvalidParameter(f"the file descriptor given for the tar cannot be written: {e.strerror}",
+                                parameter="fd")
+    return e
 
 
 def _xattrs(fd: int) -> dict[str, bytes]:
