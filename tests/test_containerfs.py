@@ -325,13 +325,14 @@ def test_diff_commit_and_run_the_new_image(image_env, iclient, ivarpod):
     # the CLI: an untagged commit, --iidfile, refusals by name
     r = ivarpod("commit", "-q", "--pause=false", "-c", "LABEL a=b", "dc")
     assert r.returncode == 0 and len(r.stdout.strip()) == 64
+    untagged = r.stdout.strip().decode()
+    assert iclient.image_inspect(untagged).Labels["a"] == "b"
     r = ivarpod("commit", "--squash", "dc", "x")
     assert r.returncode == 125 and b"--squash is not supported" in r.stderr
     r = ivarpod("commit", "-c", "ONBUILD RUN x", "dc", "x")
     assert r.returncode == 125 and b"ONBUILD" in r.stderr
     r = ivarpod("commit", "--format", "docker", "dc", "x")
     assert r.returncode == 125 and b"oci" in r.stderr
-    untagged = ivarpod("commit", "-q", "dc").stdout.strip().decode()
     for c in iclient.list(all=True):
         iclient.remove(c.Id, force=True, timeout=0)
     iclient.image_remove("committed:v1")
