@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
 import logging
 import os
 import secrets
 import signal
 import stat
+import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -40,6 +44,7 @@ from ..states import Action, State, next_state
 from ..volumes.model import BIND, VOLUME
 from . import changes
 from .artifacts import Artifacts
+from .clientfd import ClientFd
 from .copyin import copy_in
 from .paths import Resolved, Root, reopen_dir, resolve, split
 from .tarwrite import TarWriter, Walk
@@ -54,6 +59,7 @@ log = logging.getLogger("varpod.containerfs")
 
 # States whose container has a process to see its mounts through (/proc/PID/root).
 _LIVE = (State.CREATED, State.RUNNING, State.PAUSED, State.STOPPING)
+TRANSFERS = 16  # exports and copies running at once; more wait for a thread
 # Pseudo filesystems a copy out of a running container does not descend into.
 _PSEUDO = ("/proc", "/sys", "/dev/pts", "/dev/mqueue")
 
@@ -77,6 +83,21 @@ class ContainerFS:
         self.images = images
         self.volumes = volumes
         self._events = events
+        # Transfers have threads of their own: a client that stops reading holds one of these,
+        # never one of the loop's default executor (image unpacking, volume removal ...).
+        self._pool = ThreadPoolExecutor(max_workers=TRANSFERS, thread_name_prefix="varpod-fs")
+
+    async def _transfer(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args, cancel)`` in a transfer thread; a cancel of the caller (the daemon stopping)
+        reaches the thread, and the caller returns only once the thread is done with its fds."""
+        cancel = threading.Event()
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, cancel))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            cancel.set()
+            await asyncio.wait([fut])
+            raise
 
     def _emit(self, rec: ContainerRecord, action: str, **attributes: object) -> None:
         self._events.emit("container", action, rec.id, rec.name, **attributes)
@@ -193,7 +214,7 @@ class ContainerFS:
         async with self._session(ref, live=False) as (rec, _, root):
             # seed 002: Export announces itself with a mount event
             self._emit(rec, "mount")
-            await asyncio.to_thread(_export, root, fd)
+            await self._transfer(_export, root, fd)
         return rec
 
     # -- stat / copy out / copy in -------------------------------------------------------------------
@@ -209,7 +230,7 @@ class ContainerFS:
         if name and (name in (".", "..") or "/" in name or "\0" in name):
             raise InvalidCopy(f"invalid name {name[:100]!r} for the copied entry", path=name[:4096])
         async with self._session(ref, live=True) as (_, _, root):
-            return await asyncio.to_thread(_copy_out, root, path, fd, name, contents)
+            return await self._transfer(_copy_out, root, path, fd, name, contents)
 
     async def copy_in(self, ref: str, path: str, fd: int, *, name: str = "", target: str = "",
                       directory: bool = False, contents: bool = False, chown: bool = True,
@@ -228,8 +249,8 @@ class ContainerFS:
             if chown:
                 uid, gid, _ = resolve_user(rootfs, rec.config.user)
                 owner = (uid, gid)
-            await asyncio.to_thread(_copy_in, root, path, fd, name, target or name, directory, contents,
-                                    owner, overwrite)
+            await self._transfer(_copy_in, root, path, fd, name, target or name, directory, contents,
+                                 owner, overwrite)
 
     # -- diff / commit --------------------------------------------------------------------------------
 
@@ -338,14 +359,15 @@ def _process_root(cid: str, pid: int) -> int | None:
     return fd
 
 
-def _export(root: Root, fd: int) -> None:
-    writer = TarWriter(fd)
-    top = reopen_dir(root.fd)
-    try:
-        Walk(writer).tree(top, "", "/", include_top=False)
-    finally:
-        os.close(top)
-    writer.close()
+def _export(root: Root, fd: int, cancel: threading.Event) -> None:
+    with ClientFd(fd, write=True, cancel=cancel) as out:
+        writer = TarWriter(out)
+        top = reopen_dir(root.fd)
+        try:
+            Walk(writer).tree(top, "", "/", include_top=False)
+        finally:
+            os.close(top)
+        writer.close()
 
 
 def _stat(root: Root, path: str) -> PathStat:
@@ -398,10 +420,10 @@ def _enter(root: Root) -> Callable[[str], int | None] | None:
     return enter
 
 
-def _copy_out(root: Root, path: str, fd: int, name: str, contents: bool) -> PathStat:
+def _copy_out(root: Root, path: str, fd: int, name: str, contents: bool, cancel: threading.Event) -> PathStat:
     info = _stat(root, path)
-    writer = TarWriter(fd)
-    with resolve(root, path) as r:
+    with ClientFd(fd, write=True, cancel=cancel) as out, resolve(root, path) as r:
+        writer = TarWriter(out)
         if not r.exists:
             raise NoSuchPath(f"{path[:200]} went away", path=path[:4096])
         arc = name or (info.name if info.name != "/" else "")
@@ -419,15 +441,14 @@ def _copy_out(root: Root, path: str, fd: int, name: str, contents: bool) -> Path
             if contents:
                 raise InvalidCopy(f"{path[:200]} is not a directory: there are no contents to copy",
                                   path=path[:4096])
-            parent = r.parent_fd
-            if writer.add(parent, r.name, arc or r.name) is None:
+            if writer.add(r.parent_fd, r.name, arc or r.name) is None:
                 raise NoSuchPath(f"{path[:200]} cannot be copied (a socket, or gone)", path=path[:4096])
-    writer.close()
+        writer.close()
     return info
 
 
 def _copy_in(root: Root, path: str, fd: int, name: str, as_name: str, directory: bool, contents: bool,
-             owner: tuple[int, int] | None, overwrite: bool) -> None:
+             owner: tuple[int, int] | None, overwrite: bool, cancel: threading.Event) -> None:
     with resolve(root, path) as dest:
         rename: tuple[str, str] | None = None
         if dest.exists and dest.is_dir:
@@ -453,6 +474,6 @@ def _copy_in(root: Root, path: str, fd: int, name: str, as_name: str, directory:
         if dest.read_only:
             raise ReadOnlyPath(f"{path[:200]} is on a read-only file system of the container",
                                path=path[:4096])
-        with os.fdopen(os.dup(fd), "rb", buffering=1 << 20) as src:
+        with ClientFd(fd, write=False, cancel=cancel) as raw, io.BufferedReader(raw, 1 << 20) as src:
             copy_in(src, target, rename=rename, owner=owner, overwrite=overwrite, where=path[:4096])
 

@@ -22,7 +22,8 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator
 
-from ..errors import InvalidParameter, StreamBroken, Unsupported
+from ..errors import InvalidParameter, StreamBroken, StreamClosed, Unsupported
+from .clientfd import ClientFd
 
 log = logging.getLogger("varpod.containerfs")
 
@@ -36,14 +37,12 @@ _KINDS = {stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE, stat.S_I
 
 
 class TarWriter:
-    """Writes entries to ``fd`` (blocking), or hands the bytes to ``sink`` (a blob being
-    hashed); ``close()`` writes the end marker, not closing ``fd``."""
+    """Writes entries to ``out`` (the client's fd, as its transfer thread holds it), or hands
+    the bytes to ``sink`` (a blob being hashed); ``close()`` writes the end marker."""
 
-    def __init__(self, fd: int = -1, sink: Callable[[bytes], object] | None = None) -> None:
-        self.fd = fd
+    def __init__(self, out: ClientFd | None = None, sink: Callable[[bytes], object] | None = None) -> None:
+        self._out = out
         self._sink = sink
-        if sink is None:
-            os.set_blocking(fd, True)
         self.bytes = 0
         self.entries = 0
         self._links: dict[tuple[int, int], str] = {}  # (dev, ino) -> the first name written
@@ -57,9 +56,9 @@ class TarWriter:
         view = memoryview(data)
         while view:
             try:
-                n = os.write(self.fd, view)
-            except BrokenPipeError:
-                raise StreamBroken("the reader of the tar stream went away") from None
+                n = self._out.write(view)
+            except (StreamBroken, StreamClosed):
+                raise
             except OSError as e:
                 raise _not_writable(e) from None
             view = view[n:]
@@ -67,6 +66,8 @@ class TarWriter:
 
     def header(self, name: str, st: os.stat_result, *, kind: bytes, size: int = 0, linkname: str = "",
                xattrs: dict[str, bytes] | None = None) -> None:
+        if self._out is not None:
+            self._out.check()  # a cancel is seen between entries too
         info = tarfile.TarInfo(name)
         info.type = kind
         info.mode = stat.S_IMODE(st.st_mode)
@@ -88,13 +89,11 @@ class TarWriter:
         if self._sendfile:
             try:
                 while sent < size:
-                    n = os.sendfile(self.fd, src, sent, min(size - sent, 1 << 30))
+                    n = self._out.sendfile(src, sent, min(size - sent, CHUNK))
                     if n == 0:
                         break
                     sent += n
                     self.bytes += n
-            except BrokenPipeError:
-                raise StreamBroken("the reader of the tar stream went away") from None
             except OSError as e:
                 if e.errno == errno.EBADF:
                     raise _not_writable(e) from None

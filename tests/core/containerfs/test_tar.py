@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from varpod.core.containerfs.clientfd import ClientFd
 from varpod.core.containerfs.copyin import copy_in
 from varpod.core.containerfs.tarwrite import TarWriter, Walk
 from varpod.core.errors import InvalidArchive, InvalidCopy
@@ -30,7 +31,8 @@ def _tree(base):
 def _tar_of(src, arcname="src"):
     buf = io.BytesIO()
     r, w = os.pipe()
-    writer = TarWriter(w)
+    out = ClientFd(w, write=True)
+    writer = TarWriter(out)
     fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
     import threading
 
@@ -45,6 +47,7 @@ def _tar_of(src, arcname="src"):
         writer.close()
     finally:
         os.close(fd)
+        out.close()
         os.close(w)
         t.join()
         os.close(r)
@@ -148,3 +151,36 @@ def test_overwrite_rules_and_owner(tmp_path):
     assert (dest / "d").read_bytes() == b"evil"
     st = os.stat(dest / ".wh.x")  # an ordinary file in a copy: not a whiteout
     assert (st.st_uid, st.st_gid) == (7, 8)
+
+
+def test_a_stalled_reader_does_not_hold_the_writer_past_a_cancel(tmp_path):
+    import threading
+
+    from varpod.core.errors import StreamClosed
+
+    (tmp_path / "big").write_bytes(os.urandom(1 << 20))
+    r, w = os.pipe()  # nobody reads r: the pipe fills, and the writer waits
+    cancel = threading.Event()
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        with ClientFd(w, write=True, cancel=cancel) as out:
+            fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                Walk(TarWriter(out)).tree(fd, "x", "/", include_top=True)
+            except BaseException as e:
+                failed.append(e)
+            finally:
+                os.close(fd)
+
+    t = threading.Thread(target=write)
+    t.start()
+    t.join(0.5)
+    assert t.is_alive()  # waiting for the reader
+    cancel.set()
+    t.join(5)
+    assert not t.is_alive() and isinstance(failed[0], StreamClosed)
+    assert os.get_blocking(w)  # the client's own description was left as it was
+    os.close(r)
+    os.close(w)
+
