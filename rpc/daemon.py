@@ -159,7 +159,8 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     ImageService(images, engine, bus).register(registry)
     NetworkService(engine, networks, bus).register(registry)
     VolumeService(volumes, engine).register(registry)
-    FsService(ContainerFS(engine, images, volumes, bus)).register(registry)
+    fs = ContainerFS(engine, images, volumes, bus)
+    FsService(fs).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -183,6 +184,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     finally:
         await server.close()
         await engine.shutdown()
+        fs.close()
         await images.close()
         volumes.close()
         networks.close()

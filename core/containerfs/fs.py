@@ -87,6 +87,10 @@ class ContainerFS:
         # never one of the loop's default executor (image unpacking, volume removal ...).
         self._pool = ThreadPoolExecutor(max_workers=TRANSFERS, thread_name_prefix="varpod-fs")
 
+    def close(self) -> None:
+        """Daemon shutdown: transfers were cancelled with their connections; idle threads go."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     async def _transfer(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args, cancel)`` in a transfer thread; a cancel of the caller (the daemon stopping)
         reaches the thread, and the caller returns only once the thread is done with its fds."""
