@@ -333,9 +333,15 @@ def test_diff_commit_and_run_the_new_image(image_env, iclient, ivarpod):
     assert r.returncode == 125 and b"ONBUILD" in r.stderr
     r = ivarpod("commit", "--format", "docker", "dc", "x")
     assert r.returncode == 125 and b"oci" in r.stderr
+    # stopped: the same changes, and a commit needs no pause
+    iclient.stop("dc", timeout=0)
+    assert {(c.Kind, c.Path) for c in iclient.diff("dc")} == changes
+    stopped = iclient.commit("dc", "committed:stopped")
+    assert iclient.image_inspect(stopped.id).RootFS.Layers == info.RootFS.Layers  # the same layer
     for c in iclient.list(all=True):
         iclient.remove(c.Id, force=True, timeout=0)
     iclient.image_remove("committed:v1")
+    iclient.image_remove("committed:stopped")
     iclient.image_remove(untagged)
 
 
