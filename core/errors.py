@@ -422,6 +422,94 @@ class CNIFailed(VarpodError):
     fields = ("plugin", "code")
 
 
+# -- filesystems: mounts, volumes, copies -------------------------------------------
+
+
+class InvalidMount(InvalidConfig):
+    """A -v, --mount or --tmpfs spec is malformed, or asks for an option varpod does not have."""
+
+    rpc_name = "io.varpod.Container.InvalidMount"
+    fields = ("field", "spec")
+
+
+class MountSourceNotFound(InvalidMount):
+    """The host path of a bind mount does not exist (podman does not create it either)."""
+
+    rpc_name = "io.varpod.Container.MountSourceNotFound"
+    fields = ("field", "spec", "path")
+
+
+class NoSuchPath(VarpodError):
+    """The path does not exist in the container (or its parent does not, for a new one)."""
+
+    rpc_name = "io.varpod.Container.NoSuchPath"
+    fields = ("path",)
+
+
+class InvalidCopy(VarpodError):
+    """A copy the rules refuse: a directory onto a file, a file into a missing directory,
+    a non-directory over a directory (or the reverse) without overwrite."""
+
+    rpc_name = "io.varpod.Container.InvalidCopy"
+    fields = ("path",)
+
+
+class ReadOnlyPath(VarpodError):
+    """The destination is on a read-only root filesystem or mount of the container."""
+
+    rpc_name = "io.varpod.Container.ReadOnlyPath"
+    fields = ("path",)
+
+
+class NoImageRootfs(VarpodError):
+    """The container runs from a --rootfs directory: it has no image layers to diff or commit on."""
+
+    rpc_name = "io.varpod.Container.NoImageRootfs"
+    fields = ("id",)
+
+
+class NoSuchArtifact(VarpodError):
+    """The container has no artifact of that name."""
+
+    rpc_name = "io.varpod.Container.NoSuchArtifact"
+    fields = ("name",)
+
+
+class InvalidArtifact(VarpodError):
+    """An artifact's name breaks the rules, or it (or the container's set) is over its limit."""
+
+    rpc_name = "io.varpod.Container.InvalidArtifact"
+    fields = ("name",)
+
+
+class NoSuchVolume(VarpodError):
+    """No volume has that name."""
+
+    rpc_name = "io.varpod.Volume.NoSuchVolume"
+    fields = ("name",)
+
+
+class VolumeExists(VarpodError):
+    """A volume of that name already exists."""
+
+    rpc_name = "io.varpod.Volume.VolumeExists"
+    fields = ("name",)
+
+
+class VolumeInUse(VarpodError):
+    """Containers use the volume; remove them first, or remove the volume with force."""
+
+    rpc_name = "io.varpod.Volume.VolumeInUse"
+    fields = ("name", "containers")
+
+
+class InvalidVolumeConfig(VarpodError):
+    """A volume's name, driver, option or label is invalid or not supported."""
+
+    rpc_name = "io.varpod.Volume.InvalidVolumeConfig"
+    fields = ("field",)
+
+
 # -- varlink service errors (standard names) ----------------------------------
 
 

@@ -13,6 +13,7 @@ import msgspec
 from .errors import InvalidConfig, InvalidName
 from .network.types import NetOptions
 from .states import State
+from .volumes.model import Mount
 
 # podman's rule for names, plus a length cap: names end up in paths and logs.
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
@@ -176,6 +177,7 @@ class ContainerConfig(msgspec.Struct, frozen=True, kw_only=True):
     annotations: dict[str, str] = {}
     userns: str = ""  # "": the host's; ns:PATH joins one
     net: NetOptions = NetOptions()  # networks, ports, addresses, DNS (core/network)
+    mounts: list[Mount] = []  # binds, volumes and tmpfs, parents first (core/volumes)
 
 
 class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -234,6 +236,12 @@ class CreateOptions(msgspec.Struct, frozen=True, kw_only=True):
     dns_option: list[str] = []
     add_hosts: list[str] = []
     network_aliases: list[str] = []
+    # filesystems (core/volumes/specs.py reads them): podman's -v, --mount, --tmpfs and
+    # --image-volume (bind: the default, an anonymous volume; tmpfs; ignore)
+    volumes: list[str] = []
+    mounts: list[str] = []
+    tmpfs: list[str] = []
+    image_volume: str = ""
 
 
 class ContainerState(msgspec.Struct, frozen=True, kw_only=True):

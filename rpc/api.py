@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 
+from .api_fs import FsAPI
 from .api_images import ImageAPI
 from .api_networks import NetworkAPI
 from .api_pods import PodAPI
+from .api_volumes import VolumeAPI
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def _limits(memory: int | str | None, cpus: float | None, pids_limit: int | None
     return _opts(memory=memory, cpus=cpus, pids_limit=pids_limit, cpu_shares=cpu_shares)
 
 
-class API(ImageAPI, NetworkAPI, PodAPI):
+class API(ImageAPI, NetworkAPI, PodAPI, VolumeAPI, FsAPI):
     def _call(self, method: str, params: dict[str, Any], rtype: str, pick: str | None = None) -> Any:
         raise NotImplementedError
 
@@ -88,6 +90,8 @@ class API(ImageAPI, NetworkAPI, PodAPI):
                ip: str | None = None, mac_address: str | None = None, dns: list[str] | None = None,
                dns_search: list[str] | None = None, dns_option: list[str] | None = None,
                add_hosts: list[str] | None = None, network_aliases: list[str] | None = None,
+               volumes: list[str] | None = None, mounts: list[str] | None = None,
+               tmpfs: list[str] | None = None, image_volume: str | None = None,
                **host: Any) -> Any:
         """Create a container from a root filesystem directory or a local ``image`` (whose
         Entrypoint, Cmd, Env, WorkingDir, User, StopSignal and Labels apply unless given
@@ -101,10 +105,16 @@ class API(ImageAPI, NetworkAPI, PodAPI):
         network. ``host`` takes the CreateSpec's host settings as keywords: ``cap_add``,
         ``cap_drop``, ``privileged``, ``no_new_privileges``, ``ulimits``, ``sysctls``,
         ``devices``, ``shm_size``, ``init``, ``log_driver``, ``annotations``, ``userns`` (see
-        the IDL).
+        the IDL). ``volumes`` (podman's -v), ``mounts`` (--mount) and ``tmpfs`` (--tmpfs) take
+        podman's specs; a relative host path in them is this process's, as ``rootfs`` is.
         """
         # A relative path is this client's, not the daemon's (whose working directory differs).
         rootfs = os.path.abspath(rootfs) if rootfs else rootfs
+        if volumes or mounts:
+            from ..core.volumes.hostpaths import absolute_mount, absolute_volume
+
+            volumes = [absolute_volume(v) for v in volumes] if volumes else volumes
+            mounts = [absolute_mount(m) for m in mounts] if mounts else mounts
         spec = _opts(rootfs=rootfs, command=None if command is None else list(command), image=image,
                      entrypoint=None if entrypoint is None else list(entrypoint), name=name, env=env,
                      workdir=workdir,
@@ -116,6 +126,7 @@ class API(ImageAPI, NetworkAPI, PodAPI):
                      ports=ports, publish_all=publish_all, expose=expose, ip=ip,
                      mac_address=mac_address, dns=dns, dns_search=dns_search,
                      dns_option=dns_option, add_hosts=add_hosts, network_aliases=network_aliases,
+                     volumes=volumes, mounts=mounts, tmpfs=tmpfs, image_volume=image_volume,
                      **_opts(**host))
         return self._call(CONTAINER + "Create", {"spec": spec}, "container.CreateReply")
 
@@ -162,9 +173,11 @@ class API(ImageAPI, NetworkAPI, PodAPI):
         return self._stream(CONTAINER + "Wait", _opts(name=name, conditions=conditions),
                             "container.WaitReply")
 
-    def remove(self, name: str, *, force: bool = False, timeout: int | None = None) -> Any:
+    def remove(self, name: str, *, force: bool = False, timeout: int | None = None,
+               volumes: bool = False) -> Any:
+        """``volumes``: its anonymous volumes go too (podman's rm -v)."""
         return self._call(CONTAINER + "Remove", _opts(name=name, force=force or None,
-                                                       timeout=timeout),
+                                                       timeout=timeout, volumes=volumes or None),
                           "container.RemoveReply", "id")
 
     def inspect(self, name: str) -> Any:

@@ -27,12 +27,19 @@ def _opts(**kw: Any) -> dict[str, Any]:
 
 
 class _Source:
-    """An fd to pass for a path, file or fd; ``owned`` when opened here (the client closes it
-    once sent)."""
+    """An fd to pass for a path, file or fd (or, to read from, bytes: a memfd holding them);
+    ``owned`` when opened here (the client closes it once sent)."""
 
     def __init__(self, target: Any, write: bool) -> None:
         self.owned = False
-        if isinstance(target, int):
+        if isinstance(target, (bytes, bytearray, memoryview)) and not write:
+            self.fd = os.memfd_create("varpod-source", os.MFD_CLOEXEC)
+            self.owned = True
+            view = memoryview(target)
+            while view:
+                view = view[os.write(self.fd, view):]
+            os.lseek(self.fd, 0, os.SEEK_SET)
+        elif isinstance(target, int):
             self.fd = target
         elif hasattr(target, "fileno"):
             if write and hasattr(target, "flush"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import msgspec
 
 from ..core import memory
+from ..core.containerfs.fs import ContainerFS
 from ..core.engine import Engine, EngineConfig
 from ..core.events import EventBus
 from ..core.images.images import Images
@@ -29,13 +30,17 @@ from ..core.parts import Parts
 from ..core.pods import Pods, PodStore
 from ..core.runtime import DEFAULT_RUNTIMES, RuntimeRegistry
 from ..core.store import Store
+from ..core.volumes.part import VolumePart
+from ..core.volumes.volumes import Volumes
 from .interfaces import system as S
 from .registry import Registry
 from .server import Server, ServerConfig
 from .service import Service
+from .service_fs import FsService
 from .service_images import ImageService
 from .service_networks import NetworkService, network_settings
 from .service_pods import PodService
+from .service_volumes import VolumeService
 
 log = logging.getLogger("varpod.daemon")
 
@@ -140,6 +145,7 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     store = Store(os.path.join(cfg.root, "varpod.db"))
     images = Images(os.path.join(cfg.root, "images"), store.path)
     bus = EventBus(store)
+    volumes = Volumes(cfg.root, store.path, bus.emit)
     candidates = {**DEFAULT_RUNTIMES, **cfg.runtimes}
     runtimes = RuntimeRegistry(candidates, cfg.default_runtime,
                                os.path.join(cfg.run_root, "runtime"), monitor)
@@ -147,11 +153,11 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     pod_store = PodStore(store.path)
     pods = Pods(pod_store, bus, cfg.root)
     # Parts run in this order (release and discard in reverse): the image's rootfs first (the
-    # network binds etc files according to it); pods before the network, which joins a member
-    # to its infra container's network once the pods part has started it. Between the pods
-    # part's check that a pod is not being removed and the engine persisting the member, no
-    # part may await: the network part's create never does.
-    parts = Parts([ImagePart(images), pods.part,
+    # network binds etc files according to it, volumes copy up from it); pods before the
+    # network, which joins a member to its infra container's network once the pods part has
+    # started it. Between the pods part's check that a pod is not being removed and the engine
+    # persisting the member, no part may await: the network part's create never does.
+    parts = Parts([ImagePart(images), VolumePart(volumes, store, monitor), pods.part,
                    NetworkPart(networks, store, owned_roots=(cfg.root, cfg.run_root))])
     engine = Engine(EngineConfig(root=cfg.root, run_root=cfg.run_root,
                                  default_runtime=cfg.default_runtime, runtimes=candidates,
@@ -176,6 +182,9 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     PodService(pods, engine, runtimes).register(registry)
     ImageService(images, engine, bus).register(registry)
     NetworkService(engine, networks, bus).register(registry)
+    VolumeService(volumes, engine).register(registry)
+    fs = ContainerFS(engine, images, volumes, bus)
+    FsService(fs).register(registry)
     server = Server(registry, ServerConfig(
         socket=socket_path, max_frame=cfg.limits.max_frame,
         max_connections=cfg.limits.max_connections, socket_group=cfg.access.group,
@@ -199,7 +208,9 @@ async def run_daemon(cfg: DaemonConfig, ready: asyncio.Event | None = None) -> N
     finally:
         await server.close()
         await engine.shutdown()
+        fs.close()
         await images.close()
+        volumes.close()
         networks.close()
         monitor.stop_reaper()
         pod_store.close()

@@ -29,6 +29,7 @@ from .interfaces import INTERFACES, idl
 from .interfaces import container as C
 from .interfaces import service as V
 from .interfaces import system as S
+from .mountviews import host_config_mounts, inspect_mounts, summary_mounts
 from .registry import Kind, Registry
 from .streams import (
     MODE_FRAMES,
@@ -239,7 +240,8 @@ class Service:
                           exit_code_known=st.exit_code_known), False
 
     async def remove(self, p: C.RemoveParams, ctx: Any) -> C.RemoveReply:
-        return C.RemoveReply(id=await self.engine.remove(p.name, bool(p.force), p.timeout))
+        return C.RemoveReply(id=await self.engine.remove(p.name, bool(p.force), p.timeout,
+                                                         volumes=bool(p.volumes)))
 
     async def logs(self, p: C.LogsParams, ctx: Any):
         if not ctx.upgrade:
@@ -484,10 +486,12 @@ class Service:
                 Memory=res.memory, NanoCpus=res.nano_cpus,
                 CpuPeriod=CPU_PERIOD_US if res.nano_cpus else 0, CpuQuota=res.cpu_quota,
                 CpuShares=res.cpu_shares, PidsLimit=res.pids_limit, **_host_config(cfg),
-                LogConfig=C.LogConfig(Type=cfg.log_driver, Path=self.engine.log_path(rec.id))),
+                LogConfig=C.LogConfig(Type=cfg.log_driver, Path=self.engine.log_path(rec.id)),
+                **host_config_mounts(cfg)),
             Pod=cfg.pod, IsInfra=cfg.pod_infra, ImageName=cfg.image_name,
             NetworkSettings=(self.network_settings(rec) if self.network_settings is not None
-                             else C.NetworkSettings()))
+                             else C.NetworkSettings()),
+            Mounts=inspect_mounts(self.engine.config.root, cfg))
 
 
 def _host_config(cfg: Any) -> dict[str, Any]:
@@ -532,7 +536,7 @@ def _summary(rec: ContainerRecord, now: int) -> C.ContainerSummary:
         Labels=dict(cfg.labels), AutoRemove=cfg.auto_remove, Pod=cfg.pod, IsInfra=cfg.pod_infra,
         Ports=[C.PortSummary(host_ip=p.host_ip, container_port=p.container_port, host_port=p.host_port,
                              range=1, protocol=p.protocol) for p in cfg.net.ports],
-        Networks=list(cfg.net.networks))
+        Networks=list(cfg.net.networks), **summary_mounts(cfg))
 
 
 def _wire_event(ev: core_events.Event) -> S.Event:

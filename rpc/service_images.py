@@ -79,6 +79,37 @@ def _ignore(event: Progress) -> None:
     pass
 
 
+async def fd_takeover(ctx: Any, what: str, run: Callable[[ReplyChannel, int], Coroutine[Any, Any, None]]):
+    """The takeover of a call that receives one fd after its reply, then replies again:
+    ``run(channel, fd)`` (the fd is closed after it); its VarpodError goes to the client."""
+    if not ctx.upgrade:
+        raise InvalidParameter(f"{what} takes a file descriptor after its reply; call it with upgrade",
+                               parameter="upgrade")
+
+    async def takeover(conn: Any) -> None:
+        chan = await ReplyChannel.detach(conn)
+        chan.proto = conn.proto
+        try:
+            fds = await receive_fds(chan, 1)
+            try:
+                await run(chan, fds[0])
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        except VarpodError as e:
+            await _quietly(chan.error(e))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.error("%s failed", what, exc_info=e)
+            await _quietly(chan.error(InternalError(f"internal error in {what}: {type(e).__name__}; "
+                                                    "the daemon log has details")))
+        finally:
+            chan.close()
+
+    return takeover
+
+
 class ImageService:
     def __init__(self, images: Images, engine: Engine, bus: core_events.EventBus) -> None:
         self.images = images
@@ -132,32 +163,7 @@ class ImageService:
 
     async def _with_fd(self, ctx: Any, what: str,
                        run: Callable[[ReplyChannel, int], Coroutine[Any, Any, None]]):
-        if not ctx.upgrade:
-            raise InvalidParameter(f"{what} takes a file descriptor after its reply; call it with upgrade",
-                                   parameter="upgrade")
-
-        async def takeover(conn: Any) -> None:
-            chan = await ReplyChannel.detach(conn)
-            chan.proto = conn.proto
-            try:
-                fds = await receive_fds(chan, 1)
-                try:
-                    await run(chan, fds[0])
-                finally:
-                    for fd in fds:
-                        os.close(fd)
-            except VarpodError as e:
-                await _quietly(chan.error(e))
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                log.error("%s failed", what, exc_info=e)
-                await _quietly(chan.error(InternalError(f"internal error in {what}: {type(e).__name__}; "
-                                                        "the daemon log has details")))
-            finally:
-                chan.close()
-
-        return takeover
+        return await fd_takeover(ctx, what, run)
 
     async def load(self, p: I.LoadParams, ctx: Any):
         async def run(chan: ReplyChannel, fd: int) -> None:

@@ -102,6 +102,11 @@ class Daemon:
                     c.remove(ctr.Id, force=True, timeout=0)
                 except Exception as e:
                     print(f"teardown: removing {ctr.Id[:12]} failed: {e}", file=sys.stderr)
+            for vol in c.volume_list():  # after the containers: none is in use now
+                try:
+                    c.volume_remove(vol.Name, force=True, timeout=0)
+                except Exception as e:
+                    print(f"teardown: removing volume {vol.Name[:12]} failed: {e}", file=sys.stderr)
 
     def runtime_containers(self) -> list[str]:
         root = os.path.join(self.run_root, "runtime", "runc")
@@ -145,10 +150,13 @@ def _cleanup(d: Daemon) -> None:
 
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory):
+    from varpod.core.images.rootfs import mount_points
+
     d = Daemon(tmp_path_factory.mktemp("daemon")).start()
     yield d
     _cleanup(d)
     assert not d.runtime_containers(), "containers left behind in the runtime"
+    assert not [m for m in mount_points() if m.startswith(str(d.base))], "mounts left behind"
 
 
 @pytest.fixture

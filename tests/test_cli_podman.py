@@ -206,7 +206,7 @@ def test_inspect_formats_types_and_missing_ones(varpod, client, rootfs):
     r = varpod("inspect", "--type", "image", "insp")
     assert r.returncode == 125 and b"insp: image not known" in r.stderr
     r = varpod("inspect", "--type", "volume", "insp")
-    assert r.returncode == 125 and b"inspecting volumes is not supported" in r.stderr
+    assert r.returncode == 125 and b"no volume with name 'insp' found" in r.stderr
     doc = json.loads(varpod("inspect", "--size", "insp").stdout)[0]
     assert doc["SizeRw"] > 0 and doc["SizeRootFs"] == 0
     assert varpod("inspect", "-l", "-f", "{{.Name}}").stdout == b"insp2\n"

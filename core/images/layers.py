@@ -70,21 +70,30 @@ def unpack_layer(f: BinaryIO, dest: str, *, what: str = "layer",
     stream = Decompressed(f, what)
     hashing = Hashing(stream.read)
     reader = TarReader(hashing.read)
-    with _Unpacker(dest, what, cancel) as unpacker:
+    with Unpacker(dest, what, cancel) as unpacker:
         count = unpacker.run(reader)
     reader.drain()
     return Unpacked(hashing.digest, hashing.size, stream.kind, count)
 
 
-class _Unpacker:
-    def __init__(self, root: str, what: str, cancel: threading.Event | None) -> None:
+class Unpacker:
+    """Writes a tar's entries under ``root`` (a path, or a directory fd, which is dup'ed).
+
+    ``whiteouts`` False: ``.wh.`` names are ordinary files (a copy, not a layer).
+    ``owner``: every entry gets this (uid, gid) instead of the tar's.
+    """
+
+    whiteouts = True
+    owner: tuple[int, int] | None = None
+
+    def __init__(self, root: str | int, what: str, cancel: threading.Event | None) -> None:
         self.what = what
         self.cancel = cancel
-        self.root_fd = os.open(root, _DIR_FLAGS)
+        self.root_fd = os.open(root, _DIR_FLAGS) if isinstance(root, str) else os.dup(root)
         self._dirs: dict[tuple[str, ...], int] = {}  # open directory fds by path, below the root
         self._dir_times: list[tuple[tuple[str, ...], int]] = []
 
-    def __enter__(self) -> _Unpacker:
+    def __enter__(self) -> Unpacker:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,7 +193,7 @@ class _Unpacker:
             self._dir_times.append(((), e.mtime_ns))
             return
         base = parts[-1]
-        if base.startswith(WHITEOUT):
+        if base.startswith(WHITEOUT) and self.whiteouts:
             self._whiteout(e, parts)
             return
         parent = self._dir(parts[:-1], e.name)
@@ -258,14 +267,17 @@ class _Unpacker:
 
     # -- metadata -----------------------------------------------------------------
 
+    def _ids(self, e: TarEntry) -> tuple[int, int]:
+        return self.owner if self.owner is not None else (e.uid, e.gid)
+
     def _meta_fd(self, fd: int, e: TarEntry) -> None:
-        os.fchown(fd, e.uid, e.gid)
+        os.fchown(fd, *self._ids(e))
         os.fchmod(fd, e.mode)
         for key, value in e.xattrs.items():
             self._xattr(fd, key, value, e.name)
 
     def _meta_path(self, parent: int, base: str, e: TarEntry) -> None:
-        os.chown(base, e.uid, e.gid, dir_fd=parent, follow_symlinks=False)
+        os.chown(base, *self._ids(e), dir_fd=parent, follow_symlinks=False)
         if e.type != SYMLINK:  # a symlink's mode means nothing on Linux
             os.chmod(base, e.mode, dir_fd=parent)  # a node just made here: no symlink to follow
         if e.xattrs:

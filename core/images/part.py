@@ -133,7 +133,8 @@ class ImagePart(Part):
                 if not rootfs.adopt(r.id):
                     log.error("container %s runs, but its rootfs %s is not mounted", r.name,
                               rootfs.merged(r.id))
-            else:
+                rootfs.adopt_user(r.id)
+            elif not rootfs.adopt_user(r.id):  # `varpod mount` keeps it mounted
                 rootfs.release(r.id)  # a mount of a container that is no longer running
         for cid in rootfs.on_disk():
             if cid not in mine:

@@ -14,8 +14,9 @@ and mounts with ``lowerdir=l/…:l/…`` (overlayfs resolves relative paths
 against the mounting process's cwd), which fits some 200 layers. The fork
 keeps the daemon's own cwd untouched (a chdir there would race its threads).
 
-Who holds a mount is kept per container (``holders``): the container's own run
-for now, more later (``varpod mount``); the overlay goes when the last lets go.
+Who holds a mount is kept per container (``holders``): the container's own run,
+``varpod mount`` (``user``: counted, and the count kept on disk, so a restarted daemon
+re-adopts it), a copy or export in flight; the overlay goes when the last lets go.
 """
 
 from __future__ import annotations
@@ -183,6 +184,55 @@ class Rootfs:
             if os.path.ismount(merged):
                 raise OSError(errno.EBUSY, f"{merged} is still mounted")
             shutil.rmtree(base)
+
+    # -- user mounts (varpod mount / unmount), counted as podman counts them ------------------
+
+    def _count_path(self, cid: str) -> str:
+        return os.path.join(self.dir, cid, "user-mounts")
+
+    def user_count(self, cid: str) -> int:
+        try:
+            with open(self._count_path(cid)) as f:
+                return max(0, int(f.read().strip() or 0))
+        except (OSError, ValueError):
+            return 0
+
+    def _set_user_count(self, cid: str, count: int) -> None:
+        path = self._count_path(cid)
+        if count <= 0:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(count))
+        os.replace(tmp, path)
+
+    def mount_user(self, cid: str, chain_ids: list[str]) -> str:
+        merged = self.mount(cid, chain_ids, holder="user")
+        self._set_user_count(cid, self.user_count(cid) + 1)
+        return merged
+
+    def unmount_user(self, cid: str, everything: bool = False) -> int:
+        """One user mount fewer (``everything``: none left); returns how many remain."""
+        count = 0 if everything else max(0, self.user_count(cid) - 1)
+        self._set_user_count(cid, count)
+        if count == 0:
+            self.release(cid, "user")
+        return count
+
+    def adopt_user(self, cid: str) -> bool:
+        """After a daemon restart: re-adopt a container's user mounts. False when there are
+        none, or when its overlay is no longer mounted (a reboot): the count goes then."""
+        if not self.user_count(cid):
+            return False
+        if self.adopt(cid, "user"):
+            return True
+        log.warning("container %s was mounted by a user, but its rootfs is no longer mounted", cid[:12])
+        self._set_user_count(cid, 0)
+        return False
 
     def adopt(self, cid: str, holder: str = "run") -> bool:
         """After a daemon restart: record a surviving container's mount. False if not mounted."""

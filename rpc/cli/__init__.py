@@ -98,20 +98,34 @@ SUBCOMMANDS = {
     "network disconnect": ("disconnect a container from a network", "networks"),
     "network reload": ("set containers' networks (and firewall rules) up again", "networks"),
     "network exists": ("exit 0 if a network exists, 1 if not", "networks"),
+    "mount": ("mount containers' root filesystems on the host (none: list the mounted)", "fs"),
+    "unmount": ("unmount containers' root filesystems", "fs"),
+    "export": ("write a container's root filesystem as a tar", "fs"),
+    "cp": ("copy files between a container and the host (or two containers)", "fs"),
+    "diff": ("list what a container changed in its image (A, C, D)", "fs"),
+    "commit": ("make an image of a container's changes", "fs"),
+    "volume create": ("create a volume", "volumes"),
+    "volume ls": ("list volumes", "volumes"),
+    "volume inspect": ("show volumes as podman-shaped JSON or a Go template", "volumes"),
+    "volume rm": ("remove volumes (-f: and the containers using them)", "volumes"),
+    "volume prune": ("remove every volume no container uses", "volumes"),
+    "volume exists": ("exit 0 if a volume exists, 1 if not", "volumes"),
 }
 
-CONTAINER_MODULES = ("containers", "lifecycle", "ps", "inspect")
+CONTAINER_MODULES = ("containers", "lifecycle", "ps", "inspect", "fs")
 
 # podman's command groups: group word -> help; its verbs are the SUBCOMMANDS "word verb"
 GROUPS: dict[str, str] = {"container": "manage containers", "image": "manage images",
-                          "network": "manage networks", "pod": "manage pods"}
+                          "network": "manage networks", "pod": "manage pods", "volume": "manage volumes"}
 # More names for a command: `varpod container VERB` is each container command, ls and list ps.
 ALIASES = {f"container {verb}": name for verb, name in (
     *((n, n) for n, (_, m) in SUBCOMMANDS.items() if m in CONTAINER_MODULES), ("ls", "ps"),
     ("list", "ps"))}
-ALIASES.update({"container stats": "stats", "container top": "top", "container port": "port",
+ALIASES.update({"umount": "unmount", "container umount": "unmount",
+                "container stats": "stats", "container top": "top", "container port": "port",
                 "pod ls": "pod ps", "pod list": "pod ps", "network list": "network ls",
-                "network remove": "network rm"})
+                "network remove": "network rm", "volume list": "volume ls",
+                "volume remove": "volume rm"})
 # `varpod image VERB`, podman's names for the image commands.
 ALIASES.update({f"image {verb}": name for verb, name in (
     ("ls", "images"), ("list", "images"), ("rm", "rmi"), ("pull", "pull"), ("tag", "tag"),

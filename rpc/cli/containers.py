@@ -27,6 +27,7 @@ from .common import (
 from .images import ensure_image, entrypoint, image_flags
 from .networks import network_flags, network_options
 from .pods import pod_flag
+from .volumes import mount_flags, mount_options
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ def _container_flags(p: Parser) -> None:
     p.add_argument("--stop-signal")
     p.add_argument("--stop-timeout", type=int)
     network_flags(p)
+    mount_flags(p)
     p.add_argument("--read-only", action="store_true", help="mount the rootfs read-only")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
@@ -153,7 +155,7 @@ def _create(client: Client, a: Args, auto_remove: bool = False) -> dict:
         name=a.name, env=env or None, workdir=a.workdir, user=a.user, hostname=a.hostname,
         tty=a.tty or None, stdin=a.interactive or None, runtime=a.runtime,
         restart_policy=a.restart, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
-        read_only=a.read_only or None, labels=labels or None, **network_options(a),
+        read_only=a.read_only or None, labels=labels or None, **network_options(a), **mount_options(a),
         auto_remove=auto_remove or None, log_size_max=a.log_size_max, pod=a.pod, **_limits(a),
         cap_add=a.cap_add or None, cap_drop=a.cap_drop or None, privileged=a.privileged or None,
         no_new_privileges=runflags.no_new_privileges(a.security_opt) or None,

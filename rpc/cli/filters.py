@@ -3,8 +3,8 @@ the daemon's container summaries.
 
 Filters with the same key match if any value does (labels: if all do); filters with
 different keys must all match. Keys about images, pods, networks and volumes match
-the summary's ``Image``/``ImageID``, ``Pod``/``PodName``, ``Networks`` and ``Mounts``:
-until a container has those, nothing matches them, as in podman without such objects.
+the summary's ``Image``/``ImageID``, ``Pod``/``PodName``, ``Networks`` and ``Mounts`` with
+``MountSources``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _test(key: str, values: list[str], ctrs: list[dict]) -> Callable[[dict], boo
     if key == "network":
         return lambda c: any(v in (c.get("Networks") or ()) for v in values)
     if key == "volume":
-        return lambda c: any(v.partition(":")[0] in (c.get("Mounts") or ()) for v in values)
+        return lambda c: any(_mounts(c, v) for v in values)
     # health: varpod has no health checks, so no container has a health status to match
     return lambda c: any(v == c.get("Health") for v in values)
 
@@ -118,6 +118,16 @@ def _regex(text: str, re: Any) -> Any:
         return re.compile(text)
     except re.error as e:
         raise FilterError(f"invalid regular expression {text!r}: {e}") from None
+
+
+def _mounts(c: dict, want: str) -> bool:
+    """volume=NAME|SOURCE|DEST, or SOURCE:DEST: a volume's name or a bind's host path (the
+    summary's ``MountSources``), with where it is mounted (``Mounts``) when given."""
+    source, sep, dest = want.partition(":")
+    pairs = zip(c.get("MountSources") or (), c.get("Mounts") or (), strict=False)
+    if sep:
+        return any(s == source and d == dest for s, d in pairs)
+    return any(want in (s, d) for s, d in pairs)
 
 
 def _label(labels: dict[str, str], want: str) -> bool:

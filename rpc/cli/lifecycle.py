@@ -93,6 +93,8 @@ def _rm_args(p: Parser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="stop running containers first")
     p.add_argument("-i", "--ignore", action="store_true", help="a missing container is no error")
     p.add_argument("-t", "--time", type=int, help="stop timeout with --force (default 0)")
+    p.add_argument("-v", "--volumes", action="store_true",
+                   help="remove the containers' anonymous volumes too (named ones stay)")
     _names(p)
 
 
@@ -258,7 +260,8 @@ def cmd_init(client: Client, a: Args) -> int:
 
 def cmd_rm(client: Client, a: Args) -> int:
     found = targets(client, a)
-    errors = run_all(client, found, lambda ref: CALLS.remove(ref, force=a.force, timeout=a.time),
+    errors = run_all(client, found, lambda ref: CALLS.remove(ref, force=a.force, timeout=a.time,
+                                                              volumes=a.volumes),
                      ignore_missing=a.ignore)
     return _rm_exit(errors)
 

@@ -40,7 +40,7 @@ UNSUPPORTED = {
     "--sdnotify": True, "--seccomp-policy": True, "--secret": True, "--subgidname": True,
     "--subuidname": True, "--systemd": True, "--timeout": True, "--tz": True, "--uidmap": True,
     "--umask": True, "--unsetenv": True, "--unsetenv-all": False, "--uts": True,
-    "--variant": True,
+    "--variant": True, "--volumes-from": True,
 }
 
 

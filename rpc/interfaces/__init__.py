@@ -11,7 +11,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 
 INTERFACES = ("org.varlink.service", "io.varpod.System", "io.varpod.Container", "io.varpod.Image",
-              "io.varpod.Network", "io.varpod.Pod")
+              "io.varpod.Network", "io.varpod.Pod", "io.varpod.Volume")
 
 
 def idl(interface: str) -> str:

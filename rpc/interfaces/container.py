@@ -53,6 +53,10 @@ class CreateSpec(msgspec.Struct, forbid_unknown_fields=True):
     dns_option: list[str] | None = None
     add_hosts: list[str] | None = None
     network_aliases: list[str] | None = None
+    volumes: list[str] | None = None
+    mounts: list[str] | None = None
+    tmpfs: list[str] | None = None
+    image_volume: str | None = None
 
 
 class RestartPolicy(msgspec.Struct):
@@ -134,6 +138,20 @@ class HostConfig(msgspec.Struct):
     Init: bool = False
     LogConfig: LogConfig | None = None
     UsernsMode: str = ""
+    Binds: list[str] = []
+    Tmpfs: dict[str, str] = {}
+
+
+class InspectMount(msgspec.Struct):
+    Type: str
+    Name: str
+    Source: str
+    Destination: str
+    Driver: str
+    Mode: str
+    Options: list[str]
+    RW: bool
+    Propagation: str
 
 
 class HostPort(msgspec.Struct):
@@ -193,6 +211,7 @@ class ContainerInspect(msgspec.Struct):
     IsInfra: bool = False
     ImageName: str = ""
     NetworkSettings: NetworkSettings = msgspec.field(default_factory=NetworkSettings)
+    Mounts: list[InspectMount] = []
 
 
 class PortSummary(msgspec.Struct):
@@ -225,6 +244,8 @@ class ContainerSummary(msgspec.Struct):
     Ports: list[PortSummary] = []
     Networks: list[str] = []
     PodName: str = ""
+    Mounts: list[str] = []
+    MountSources: list[str] = []
 
 
 class CreateParams(msgspec.Struct, forbid_unknown_fields=True):
@@ -279,6 +300,7 @@ class RemoveParams(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     force: bool | None = None
     timeout: int | None = None
+    volumes: bool | None = None
 
 
 class RemoveReply(msgspec.Struct):
@@ -478,3 +500,134 @@ class TopParams(msgspec.Struct, forbid_unknown_fields=True):
 class TopReply(msgspec.Struct):
     titles: list[str]
     processes: list[list[str]]
+
+
+# -- filesystems: mount, export, copies, diff, commit, artifacts ------------------------------
+
+
+class MountReply(msgspec.Struct):
+    id: str
+    path: str
+
+
+class UnmountParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    force: bool | None = None
+
+
+class UnmountReply(msgspec.Struct):
+    id: str
+    mounted: bool
+
+
+class MountListParams(msgspec.Struct, forbid_unknown_fields=True):
+    pass
+
+
+class MountedContainer(msgspec.Struct):
+    id: str
+    names: list[str]
+    path: str
+
+
+class MountListReply(msgspec.Struct):
+    mounts: list[MountedContainer]
+
+
+class ExportReply(msgspec.Struct):
+    id: str = ""
+
+
+class PathParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    path: str
+
+
+class PathStat(msgspec.Struct):
+    name: str
+    path: str
+    size: int
+    mode: int
+    mtime: int
+    link_target: str
+
+
+class StatReply(msgspec.Struct):
+    id: str
+    stat: PathStat
+
+
+class CopyOutParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    path: str
+    rename: str | None = None
+    contents: bool | None = None
+
+
+class CopyOutReply(msgspec.Struct):
+    id: str = ""
+    stat: PathStat | None = None
+
+
+class CopyInParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    path: str
+    source_name: str | None = None
+    target_name: str | None = None
+    directory: bool | None = None
+    contents: bool | None = None
+    chown: bool | None = None
+    overwrite: bool | None = None
+
+
+class CopyInReply(msgspec.Struct):
+    id: str = ""
+
+
+class Change(msgspec.Struct):
+    Path: str
+    Kind: str
+
+
+class DiffReply(msgspec.Struct):
+    id: str
+    changes: list[Change]
+
+
+class CommitParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    image: str | None = None
+    author: str | None = None
+    message: str | None = None
+    changes: list[str] | None = None
+    pause: bool | None = None
+    format: str | None = None
+
+
+class CommitReply(msgspec.Struct):
+    id: str
+    names: list[str]
+
+
+class ArtifactParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    artifact: str
+
+
+class ArtifactAddParams(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    artifact: str
+    data: bytes
+
+
+class ArtifactReply(msgspec.Struct):
+    data: bytes
+
+
+class Artifact(msgspec.Struct):
+    name: str
+    size: int
+
+
+class ArtifactListReply(msgspec.Struct):
+    artifacts: list[Artifact]

@@ -19,11 +19,14 @@ from varpod.rpc.interfaces import network as N
 from varpod.rpc.interfaces import pod as P
 from varpod.rpc.interfaces import service as V
 from varpod.rpc.interfaces import system as S
+from varpod.rpc.interfaces import volume as VOL
 from varpod.rpc.registry import Registry
 from varpod.rpc.service import Service
+from varpod.rpc.service_fs import FsService
 from varpod.rpc.service_images import ImageService
 from varpod.rpc.service_networks import NetworkService
 from varpod.rpc.service_pods import PodService
+from varpod.rpc.service_volumes import VolumeService
 
 IDL_DIR = Path(interfaces.__file__).resolve().parent
 
@@ -65,6 +68,19 @@ REPLIES: dict[str, type] = {
     "io.varpod.Container.Restore": C.IdReply,
     "io.varpod.Container.Stats": C.StatsReply,
     "io.varpod.Container.Top": C.TopReply,
+    "io.varpod.Container.Mount": C.MountReply,
+    "io.varpod.Container.Unmount": C.UnmountReply,
+    "io.varpod.Container.MountList": C.MountListReply,
+    "io.varpod.Container.Export": C.ExportReply,
+    "io.varpod.Container.Stat": C.StatReply,
+    "io.varpod.Container.CopyOut": C.CopyOutReply,
+    "io.varpod.Container.CopyIn": C.CopyInReply,
+    "io.varpod.Container.Diff": C.DiffReply,
+    "io.varpod.Container.Commit": C.CommitReply,
+    "io.varpod.Container.ArtifactAdd": C.Empty,
+    "io.varpod.Container.ArtifactGet": C.ArtifactReply,
+    "io.varpod.Container.ArtifactRemove": C.Empty,
+    "io.varpod.Container.ArtifactList": C.ArtifactListReply,
     "io.varpod.Pod.Create": P.CreateReply,
     **{f"io.varpod.Pod.{m}": P.IdReply
        for m in ("Start", "Stop", "Kill", "Pause", "Unpause", "Restart", "Remove")},
@@ -94,9 +110,15 @@ REPLIES: dict[str, type] = {
     "io.varpod.Network.Disconnect": N.ConnectionReply,
     "io.varpod.Network.Reload": N.ReloadReply,
     "io.varpod.Network.Ports": N.PortsReply,
+    "io.varpod.Volume.Create": VOL.VolumeReply,
+    "io.varpod.Volume.Inspect": VOL.VolumeReply,
+    "io.varpod.Volume.List": VOL.ListReply,
+    "io.varpod.Volume.Exists": VOL.ExistsReply,
+    "io.varpod.Volume.Remove": VOL.RemoveReply,
+    "io.varpod.Volume.Prune": VOL.PruneReply,
 }
 MODULES = {"org.varlink.service": V, "io.varpod.System": S, "io.varpod.Container": C,
-           "io.varpod.Image": I, "io.varpod.Network": N, "io.varpod.Pod": P}
+           "io.varpod.Image": I, "io.varpod.Network": N, "io.varpod.Pod": P, "io.varpod.Volume": VOL}
 
 
 def _registry() -> tuple[Registry, Service]:
@@ -107,6 +129,8 @@ def _registry() -> tuple[Registry, Service]:
     PodService(pods=object(), engine=object(), runtimes=object()).register(registry)
     ImageService(images=object(), engine=object(), bus=object()).register(registry)
     NetworkService(engine=object(), networks=object(), bus=object()).register(registry)
+    VolumeService(volumes=object(), engine=object()).register(registry)
+    FsService(fs=object()).register(registry)
     return registry, service
 
 
@@ -152,7 +176,8 @@ def type_problems(iface: vs.Interface, idl_t: object, m_t: mi.Type, path: str, i
     elif isinstance(idl_t, float):
         ok = isinstance(m_t, mi.FloatType)
     elif isinstance(idl_t, str):
-        ok = isinstance(m_t, mi.StrType)
+        # bytes travel as msgpack bin, and as base64 text in varlink's JSON
+        ok = isinstance(m_t, (mi.StrType, mi.BytesType))
     elif isinstance(idl_t, vs._Array):
         if not isinstance(m_t, mi.ListType):
             return [f"{path}: IDL []T but Struct type {m_t}"]
