@@ -134,6 +134,7 @@ class Engine:
         self.ledger = ExitLedger(os.path.join(config.run_root, "acct"), config.exit_accounting)
         # The last states of containers removed on exit (--rm), newest last.
         self._auto_removed: dict[str, ContainerState] = {}
+        self._exit_handlers: dict[str, asyncio.Task] = {}  # the current run's, until it is done
 
     # -- paths --------------------------------------------------------------------
 
@@ -382,7 +383,7 @@ class Engine:
         io.close_container_side()
         run = Run(pid, exited, io)
         live.run = run
-        run.handler = self._tasks.spawn(self._handle_exit(rec.id, run), name=f"exit-{rec.id[:12]}")
+        self._watch_exit(rec.id, run)
         now = time.time_ns()
         changes: dict = {"state": State.CREATED, "pid": pid, "error": "", "exit_code": 0,
                          "exit_code_known": True, "launched_at": launched_at}
@@ -395,6 +396,30 @@ class Engine:
         return rec
 
     # -- exits, cleanup, restart policy ---------------------------------------------------
+
+    def _watch_exit(self, cid: str, run: Run) -> None:
+        run.handler = task = self._tasks.spawn(self._handle_exit(cid, run), name=f"exit-{cid[:12]}")
+        self._exit_handlers[cid] = task
+
+        def done(_: asyncio.Task) -> None:
+            if self._exit_handlers.get(cid) is task:
+                del self._exit_handlers[cid]
+
+        task.add_done_callback(done)
+
+    async def exit_handled(self, cid: str) -> ContainerState | None:
+        """The container's exit state; for a --rm container once it is removed, as podman's
+        `run --rm` ends only then (the next `ps -a` must not list it)."""
+        state = self.exit_status(cid)
+        task = self._exit_handlers.get(cid)
+        try:
+            auto_remove = self._store.get(cid).config.auto_remove
+        except NoSuchContainer:
+            auto_remove = False
+        if task is not None and auto_remove:
+            await asyncio.wait([task], timeout=KILL_GRACE + self.config.drain_timeout)
+            state = self.exit_status(cid) or state
+        return state
 
     async def _handle_exit(self, cid: str, run: Run) -> None:
         info = await run.exited
@@ -909,7 +934,7 @@ class Engine:
         run = Run(pid, self._monitor.watch(pid), io)
         live = self._live_of(rec.id)
         live.run = run
-        run.handler = self._tasks.spawn(self._handle_exit(rec.id, run), name=f"exit-{rec.id[:12]}")
+        self._watch_exit(rec.id, run)
         state = {"running": State.RUNNING, "paused": State.PAUSED, "created": State.CREATED}[status]
         if state is not rec.state.state or pid != rec.state.pid:
             log.warning("container %s was %s, the runtime says %s", rec.name, rec.state.state, status)

@@ -236,6 +236,8 @@ class Service:
         finally:
             waiting.cancel()
         st = rec.state
+        if rec.config.auto_remove and st.state in (State.STOPPED, State.EXITED):
+            st = await self.engine.exit_handled(rec.id) or st  # answered once it is removed
         yield C.WaitReply(id=rec.id, state=st.state.value, exit_code=st.exit_code,
                           exit_code_known=st.exit_code_known), False
 
@@ -322,8 +324,8 @@ class Service:
 
         return C.AttachReply(id=cid, tty=tty), takeover
 
-    def _container_exit(self, cid: str) -> dict[str, Any]:
-        st = self.engine.exit_status(cid)
+    async def _container_exit(self, cid: str) -> dict[str, Any]:
+        st = await self.engine.exit_handled(cid)
         if st is None or st.state not in (State.STOPPED, State.EXITED):
             return {}
         return {"exit_code": st.exit_code, "exit_code_known": st.exit_code_known}
@@ -386,7 +388,7 @@ class Service:
 
         return C.AttachReply(id=sid, tty=tty), takeover
 
-    def _exec_exit(self, sid: str) -> dict[str, Any]:
+    async def _exec_exit(self, sid: str) -> dict[str, Any]:
         try:
             st = self.engine.execs.get(sid).state
         except VarpodError:

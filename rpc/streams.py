@@ -28,7 +28,7 @@ import asyncio
 import errno
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import native
@@ -453,7 +453,7 @@ class AttachSession:
 
     def __init__(self, chan: RawChannel, follower: LogFollower,
                  stdin: Callable[[], StdinWriter | None] | None, detach_keys: bytes,
-                 exit_info: Callable[[], dict[str, Any]], close_stdin_on_eof: bool) -> None:
+                 exit_info: Callable[[], Awaitable[dict[str, Any]]], close_stdin_on_eof: bool) -> None:
         self.chan = chan
         self.follower = follower
         self._stdin = stdin
@@ -476,7 +476,7 @@ class AttachSession:
                 await _try_end(self.chan, {"end": "detached"}, mode)
                 return
             output.result()
-            await self.chan.end({"end": "exit", **self._exit_info()}, mode)
+            await self.chan.end({"end": "exit", **await self._exit_info()}, mode)
         except StreamBroken:
             pass
         except VarpodError as e:

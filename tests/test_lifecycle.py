@@ -263,6 +263,20 @@ def test_auto_remove(client, rootfs):
     eventually(lambda: all(x.Id != c.id for x in client.list(all=True)))
 
 
+@pytest.mark.parametrize("tty", [False, True])
+def test_an_attached_or_waited_for_auto_removed_container_is_gone_when_it_answers(client, rootfs, tty):
+    # As podman's `run --rm`: the exit is reported once the container is removed, so the
+    # next `ps -a` does not list it.
+    c = client.create(rootfs, ["/bin/sh", "-c", "echo out; exit 3"], auto_remove=True, tty=tty)
+    waited = client.wait_stream(c.id)
+    assert next(waited).state == ""  # registered
+    session = client.attach(c.id, start=True)
+    out, _ = session.read()
+    assert out.replace(b"\r", b"") == b"out\n" and session.exit_code == (None if tty else 3)
+    assert client.list(all=True) == []
+    assert next(waited).exit_code == 3 and client.list(all=True) == []
+
+
 def test_events_in_order(daemon, client, rootfs):
     start_seq = max((e.seq for e in client.events(since_seq=0, stream=False)), default=0)
     cid, _ = run(client, rootfs, ["/bin/true"], name="evt")
