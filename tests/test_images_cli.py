@@ -70,6 +70,12 @@ def test_images_table_json_and_quiet(image_env, iclient, ivarpod):
     assert iid[:12] in ivarpod("images", "-q").stdout.decode().split()
     assert iid in ivarpod("image", "ls", "-q", "--no-trunc").stdout.decode().split()
     assert "DIGEST" in ivarpod("images", "--digests").stdout.decode()
+    listed = ivarpod("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Containers}}").stdout.decode()
+    assert f"{image_env.ref} {iid[:12]} " in listed
+    table = ivarpod("images", "--format", "table {{.ID}}\t{{.CreatedSince}}").stdout.decode().splitlines()
+    assert table[0].split() == ["IMAGE", "ID", "CREATED"] and any(iid[:12] in t for t in table[1:])
+    bad = ivarpod("images", "--format", "{{.Nope}}")
+    assert bad.returncode == 125 and b"Nope" in bad.stderr and bad.stdout == b""
     inspected = json.loads(ivarpod("image", "inspect", image_env.ref).stdout)
     assert inspected[0]["Id"] == iid and inspected[0]["Config"]["WorkingDir"] == "/work"
     assert inspected[0]["GraphDriver"]["Name"] == "overlay"

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ...core.errors import VarpodError
-from .common import EXIT_ERROR, ago, out, to_json
+from .common import EXIT_ERROR, ago, is_json, out, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -302,13 +302,19 @@ def _images_args(p: Parser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="only IDs")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--digests", action="store_true", help="show digests")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", help="table (default), json, or a Go template such as "
+                                    "'{{.Repository}}:{{.Tag}} {{.ID}}'")
     p.add_argument("-n", "--noheading", action="store_true")
+
+
+# podman's image fields -> the header a `table` template shows for them
+IMAGE_HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                 "ReadOnly": "R/O"}
 
 
 def cmd_images(client: Client, a: Args) -> int:
     images = client.images(all=a.all)
-    if a.format == "json":
+    if a.format is not None and is_json(a.format):
         out(to_json(images))
         return 0
     short = (lambda i: i) if a.no_trunc else (lambda i: i[:12])
@@ -323,22 +329,30 @@ def cmd_images(client: Client, a: Args) -> int:
     import time
 
     now = time.time()
-    header = ["REPOSITORY", "TAG", *(["DIGEST"] if a.digests else []), "IMAGE ID", "CREATED", "SIZE"]
-    rows = [] if a.noheading else [header]
-    for img in images:
-        tags = img["RepoTags"] or ["<none>:<none>"]
-        for tag in tags:
-            repo, _, name = tag.rpartition(":")
-            row = [repo, name]
-            if a.digests:
-                row.append(img["Digest"])
-            row += [short(img["Id"]), ago(now - img["Created"]) if img["Created"]
-                    else "<unknown>", human_size(img["Size"])]
-            rows.append(row)
-    if rows:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-        out("\n".join("  ".join(v.ljust(w) for v, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
-                      for r in rows))
+    # One row per name, as podman lists them; an image without names is <none>:<none>.
+    rows = [{**img, "Repository": repo, "Tag": tag}
+            for img in images for repo, _, tag in
+            (name.rpartition(":") for name in (img["RepoTags"] or ["<none>:<none>"]))]
+
+    def created(r: dict) -> str:
+        return ago(now - r["Created"]) if r["Created"] else "<unknown>"
+
+    columns = [("REPOSITORY", lambda r: r["Repository"]), ("TAG", lambda r: r["Tag"]),
+               *([("DIGEST", lambda r: r["Digest"])] if a.digests else []),
+               ("IMAGE ID", lambda r: short(r["Id"])), ("CREATED", created),
+               ("SIZE", lambda r: human_size(r["Size"]))]
+
+    def view(r: dict) -> Any:
+        from .template import GoMap, GoTime, View
+
+        return View(r, {"ID": short(r["Id"]), "Repository": r["Repository"], "Tag": r["Tag"],
+                        "Digest": r["Digest"], "CreatedSince": created(r),
+                        "CreatedAt": GoTime(r["Created"] * 10**9), "Size": human_size(r["Size"]),
+                        "Containers": str(r["Containers"]), "Labels": GoMap(r["Labels"] or {}),
+                        "ReadOnly": False}, "images.imageReporter")
+
+    render(a.format, rows, columns, view=view, headers=IMAGE_HEADERS, name="images",
+           noheading=a.noheading)
     return 0
 
 
