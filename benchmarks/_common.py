@@ -639,6 +639,50 @@ def load_now() -> dict[str, Any]:
     return {"loadavg_1m": os.getloadavg()[0], "cpu_pressure_avg10": cpu_pressure()}
 
 
+def cli_argv() -> list[str]:
+    """The `varpod` script installed beside this interpreter (what a user runs), else ``-m``."""
+    script = Path(sys.executable).with_name("varpod")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "varpod.rpc.cli"]
+
+
+class Phases:
+    """What every benchmark keeps: its arguments, exit stack and temporary directory, the
+    problems it met, and the machine's load as each phase began. A failing phase is
+    reported and the others still run."""
+
+    def __init__(self, args: Any, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.stack = stack
+        self.problems: list[str] = []
+        self.load: list[dict[str, Any]] = []
+        self.base = tempdir(stack)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        log(f"-- {name}")
+        self.load.append({"phase": name, **load_now()})
+        try:
+            yield
+        except Exception as e:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            self.problems.append(f"{name}: {type(e).__name__}: {e}")
+
+    def note_problems(self, tab: Table) -> None:
+        """The load warning and every problem, under the table."""
+        warning = busy(self.load)
+        if warning:
+            tab.note("WARNING", warning)
+        for p in self.problems:
+            tab.note("PROBLEM", p)
+
+    def machine_report(self) -> dict[str, Any]:
+        """The report's "machine": what it is and how loaded it was, up to now."""
+        self.load.append({"phase": "end", **load_now()})
+        return {**machine(), "load": self.load, "busy": busy(self.load)}
+
+
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),

@@ -33,8 +33,7 @@ import statistics
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -103,16 +102,13 @@ def in_threads(n: int, ops: int, make: Callable[[], Callable[[int], None]]) -> t
     return time.perf_counter() - t0, errors
 
 
-class Bench:
+class Bench(C.Phases):
     def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-        self.args = args
-        self.stack = stack
-        self.problems: list[str] = []
+        super().__init__(args, stack)
         self.results: dict[str, list[float]] = {}
         self.daemon_share: dict[str, list[float]] = {}
         self.daemon_cpu_per_op: dict[str, list[float]] = {}
         self.settled: list[dict[str, Any]] = []
-        self.base = C.tempdir(stack)
         path = None if args.no_podman else C.podman_path()
         self.podman = C.Podman(path) if path else None
         if self.podman is not None:
@@ -122,15 +118,6 @@ class Bench:
     def unique(self) -> int:
         self._n += 1
         return self._n
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        C.log(f"-- {name}")
-        try:
-            yield
-        except Exception as e:
-            traceback.print_exc(file=sys.stderr)
-            self.problems.append(f"{name}: {type(e).__name__}: {e}")
 
     def setup(self) -> None:
         C.log(f"temp dir {self.base}")
@@ -330,11 +317,10 @@ class Bench:
         tab.note("ratios", "operations per second, ours / theirs (higher is better)")
         tab.note("daemon", "its CPU seconds over the case's wall time: near 100% the one daemon thread "
                            "is what limits the rate")
-        for p in self.problems:
-            tab.note("PROBLEM", p)
+        self.note_problems(tab)
         report = {
             "benchmark": "concurrency",
-            "machine": {**C.machine(), "memory_settled": self.settled},
+            "machine": {**self.machine_report(), "memory_settled": self.settled},
             "parameters": {"levels": a.levels, "ops": a.ops, "containers": a.containers, "log_mib": a.log_mib,
                            "runs": a.runs, "podman": self.podman is not None},
             "medians": {k: C.rounded(v) for k, v in med.items()},

@@ -28,8 +28,7 @@ import os
 import shutil
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,31 +56,16 @@ def tree_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-class Bench:
+class Bench(C.Phases):
     def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-        self.args = args
-        self.stack = stack
-        self.problems: list[str] = []
+        super().__init__(args, stack)
         self.samples: dict[str, C.Samples] = {}
         self.cpu: dict[str, list[float]] = {}
-        self.load: list[dict[str, Any]] = []
-        self.base = C.tempdir(stack)
-        script = Path(sys.executable).with_name("varpod")
-        self.cli = [str(script)] if script.exists() else [sys.executable, "-m", "varpod.rpc.cli"]
+        self.cli = C.cli_argv()
         path = C.podman_path()
         self.podman = PodmanImages(path, self.base / "podman") if path else None
         if self.podman is not None:
             stack.callback(lambda: self.problems.extend(self.podman.cleanup()))
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        C.log(f"-- {name}")
-        self.load.append({"phase": name, **C.load_now()})
-        try:
-            yield
-        except Exception as e:
-            traceback.print_exc(file=sys.stderr)
-            self.problems.append(f"{name}: {type(e).__name__}: {e}")
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -248,13 +232,9 @@ class Bench:
                     fmt(rates.get("podman_export")), r["export_vs_podman"])
         for name, seconds in cpu.items():
             tab.row(f"{name}: daemon CPU", f"{seconds:.2f} s")
-        warning = C.busy(self.load)
-        if warning:
-            tab.note("load", warning)
-        for p in self.problems:
-            tab.note("problem", p)
+        self.note_problems(tab)
         report = {
-            "benchmark": "fs", "machine": C.machine(), "load": self.load, "bytes": self.bytes,
+            "benchmark": "fs", "machine": self.machine_report(), "bytes": self.bytes,
             "files": self.args.files, "mb_per_s": {k: C.rounded(v) for k, v in rates.items()},
             "daemon_cpu_s": {k: C.rounded(v) for k, v in cpu.items()},
             "ratios": {k: C.rounded(v) for k, v in r.items()},

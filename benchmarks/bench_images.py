@@ -29,8 +29,6 @@ import shutil
 import subprocess
 import sys
 import time
-import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,32 +103,17 @@ class PodmanImages:
         return problems
 
 
-class Bench:
+class Bench(C.Phases):
     def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-        self.args = args
-        self.stack = stack
-        self.problems: list[str] = []
+        super().__init__(args, stack)
         self.medians: dict[str, Any] = {}
         self.samples: dict[str, Any] = {}
         self.figures: dict[str, Any] = {}
-        self.load: list[dict[str, Any]] = []
-        self.base = C.tempdir(stack)
-        script = Path(sys.executable).with_name("varpod")
-        self.cli = [str(script)] if script.exists() else [sys.executable, "-m", "varpod.rpc.cli"]
+        self.cli = C.cli_argv()
         path = C.podman_path()
         self.podman = PodmanImages(path, self.base / "podman") if path else None
         if self.podman is not None:
             stack.callback(lambda: self.problems.extend(self.podman.cleanup()))
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        C.log(f"-- {name}")
-        self.load.append({"phase": name, **C.load_now()})
-        try:
-            yield
-        except Exception as e:
-            traceback.print_exc(file=sys.stderr)
-            self.problems.append(f"{name}: {type(e).__name__}: {e}")
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -305,13 +288,9 @@ class Bench:
             tab.row(f"{n} containers of it: disk each", f"{f['disk_per_container_bytes'] / 1024:,.1f} KB",
                     "the image's layers", f"{f['layers_bytes'] / 1e6:,.0f} MB")
             tab.row(f"{n} containers of it: daemon RSS each", C.fmt_kb(f["rss_per_container_kb"]))
-        warning = C.busy(self.load)
-        if warning:
-            tab.note("load", warning)
-        for p in self.problems:
-            tab.note("problem", p)
+        self.note_problems(tab)
         report = {
-            "benchmark": "images", "machine": C.machine(), "load": self.load, "medians": m,
+            "benchmark": "images", "machine": self.machine_report(), "medians": m,
             "ratios": {k: C.rounded(v) for k, v in r.items()},
             "targets": {k: v.as_json() for k, v in t.items()}, "figures": f, "samples": self.samples,
             "problems": self.problems,

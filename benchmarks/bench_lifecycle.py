@@ -31,9 +31,6 @@ import contextlib
 import os
 import sys
 import time
-import traceback
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -67,36 +64,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return a
 
 
-class Bench:
+class Bench(C.Phases):
     def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-        self.args = args
-        self.stack = stack
-        self.problems: list[str] = []
+        super().__init__(args, stack)
         self.medians: dict[str, Any] = {}
         self.samples: dict[str, Any] = {}
         self.health: dict[str, Any] = {}
-        self.load: list[dict[str, Any]] = []  # machine load as each phase began
-        self.base = C.tempdir(stack)
-        self.cli = self._cli_argv()
+        self.cli = C.cli_argv()
         self.podman = C.Podman(C.podman_path()) if C.podman_path() else None
         if self.podman is not None:
             stack.callback(lambda: self.problems.extend(self.podman.cleanup()))
-
-    @staticmethod
-    def _cli_argv() -> list[str]:
-        script = Path(sys.executable).with_name("varpod")
-        return [str(script)] if script.exists() else [sys.executable, "-m", "varpod.rpc.cli"]
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        """A failing phase is reported and the others still run."""
-        C.log(f"-- {name}")
-        self.load.append({"phase": name, **C.load_now()})
-        try:
-            yield
-        except Exception as e:
-            traceback.print_exc(file=sys.stderr)
-            self.problems.append(f"{name}: {type(e).__name__}: {e}")
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -405,22 +382,17 @@ class Bench:
         tab.note("daemon RSS at start-up / before / after the sleepers",
                  " / ".join(C.fmt_kb(g(key)) for key in ("rss_startup_kb", "rss_before_kb", "rss_after_kb")))
         tab.note("health", ", ".join(f"{key}={value}" for key, value in self.health.items()))
-        warning = C.busy(self.load)
-        if warning:
-            tab.note("WARNING", warning)
-        for p in self.problems:
-            tab.note("PROBLEM", p)
+        self.note_problems(tab)
         return tab
 
     def report(self) -> tuple[dict[str, Any], C.Table]:
-        self.load.append({"phase": "end", **C.load_now()})
         r = self.ratios()
         t = self.targets(r)
         podman_keys = ("run_rm_podman_ms", "ps_podman_ms", "inspect_podman_ms")
         nulls = {} if self.podman else dict.fromkeys(podman_keys)
         report = {
             "benchmark": "lifecycle",
-            "machine": {**C.machine(), "load": self.load, "busy": C.busy(self.load)},
+            "machine": self.machine_report(),
             "parameters": {"iterations": self.args.iterations, "quick": self.args.quick,
                            "rss_containers": self.args.containers, "list_containers": LIST_CONTAINERS,
                            "cli_containers": CLI_CONTAINERS, "inflight": INFLIGHT, "pin": self.args.pin,

@@ -33,8 +33,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,29 +123,14 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-class Bench:
+class Bench(C.Phases):
     def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-        self.args = args
-        self.stack = stack
-        self.problems: list[str] = []
+        super().__init__(args, stack)
         self.medians: dict[str, Any] = {}
         self.samples: dict[str, Any] = {}
         self.health: dict[str, Any] = {}
-        self.load: list[dict[str, Any]] = []
-        self.base = C.tempdir(stack)
-        script = Path(sys.executable).with_name("varpod")
-        self.cli = [str(script)] if script.exists() else [sys.executable, "-m", "varpod.rpc.cli"]
+        self.cli = C.cli_argv()
         self.podman: NsPodman | None = None
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        C.log(f"-- {name}")
-        self.load.append({"phase": name, **C.load_now()})
-        try:
-            yield
-        except Exception as e:
-            traceback.print_exc(file=sys.stderr)
-            self.problems.append(f"{name}: {type(e).__name__}: {e}")
 
     def setup(self) -> None:
         C.log(f"temp dir {self.base}")
@@ -302,20 +285,15 @@ class Bench:
                 r["tcp_published_vs_loopback"])
         if self.health:
             tab.note("health", ", ".join(f"{k}={v}" for k, v in self.health.items()))
-        warning = C.busy(self.load)
-        if warning:
-            tab.note("WARNING", warning)
-        for p in self.problems:
-            tab.note("PROBLEM", p)
+        self.note_problems(tab)
         return tab
 
     def report(self) -> tuple[dict[str, Any], C.Table]:
-        self.load.append({"phase": "end", **C.load_now()})
         r = self.ratios()
         t = self.targets(r)
         report = {
             "benchmark": "net",
-            "machine": {**C.machine(), "load": self.load, "busy": C.busy(self.load)},
+            "machine": self.machine_report(),
             "parameters": {"iterations": self.args.iterations, "transfers": self.args.transfers,
                            "blob_mb": BLOB_MB, "quick": self.args.quick},
             "medians": {k: C.rounded(v) for k, v in self.medians.items()},

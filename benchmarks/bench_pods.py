@@ -33,8 +33,7 @@ import secrets
 import subprocess
 import sys
 import time
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -86,30 +85,15 @@ def _reap_orphans() -> None:
             return
 
 
-class Bench:
+class Bench(C.Phases):
     def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
-        self.args = args
-        self.stack = stack
-        self.problems: list[str] = []
+        super().__init__(args, stack)
         self.medians: dict[str, Any] = {}
         self.samples: dict[str, Any] = {}
-        self.load: list[dict[str, Any]] = []
-        self.base = C.tempdir(stack)
         podman = C.podman_path()
         self.podman = C.Podman(podman) if podman else None
         self.podman_pods: list[str] = []
-        self.cli = [str(p)] if (p := C.Path(sys.executable).with_name("varpod")).exists() else [
-            sys.executable, "-m", "varpod.rpc.cli"]
-
-    @contextlib.contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        C.log(f"-- {name}")
-        self.load.append({"phase": name, **C.load_now()})
-        try:
-            yield
-        except Exception as e:
-            traceback.print_exc(file=sys.stderr)
-            self.problems.append(f"{name}: {type(e).__name__}: {e}")
+        self.cli = C.cli_argv()
 
     def setup(self) -> None:
         C.log(f"temp dir {self.base}")
@@ -253,20 +237,15 @@ class Bench:
         tab.note("CPU time", "user + system of the daemon and the children it reaped (runc, containers), "
                  "of this process's children (CLI, podman, conmon as their subreaper) and, for the client "
                  "cases, of this process")
-        warning = C.busy(self.load)
-        if warning:
-            tab.note("WARNING", warning)
-        for p in self.problems:
-            tab.note("PROBLEM", p)
+        self.note_problems(tab)
         return tab
 
     def report(self) -> tuple[dict[str, Any], C.Table]:
-        self.load.append({"phase": "end", **C.load_now()})
         r = self.ratios()
         t = self.targets(r)
         report = {
             "benchmark": "pods",
-            "machine": {**C.machine(), "load": self.load, "busy": C.busy(self.load)},
+            "machine": self.machine_report(),
             "parameters": {"iterations": self.args.iterations, "members": self.args.members,
                            "quick": self.args.quick, "member_command": MEMBER},
             "medians": {k: C.rounded(v) for k, v in self.medians.items()},
