@@ -152,11 +152,26 @@ def _cleanup(d: Daemon) -> None:
 def daemon(tmp_path_factory):
     from varpod.core.images.rootfs import mount_points
 
+    host_network = _host_network()
     d = Daemon(tmp_path_factory.mktemp("daemon")).start()
     yield d
     _cleanup(d)
     assert not d.runtime_containers(), "containers left behind in the runtime"
     assert not [m for m in mount_points() if m.startswith(str(d.base))], "mounts left behind"
+    # Networks are tested only in namespaces of the tests' own (net_daemon): nothing the
+    # suite did may show in the host's interfaces or firewall.
+    assert _host_network() == host_network, "the tests changed the host's network"
+
+
+def _host_network() -> tuple[list[str], list[str]]:
+    """The host's interface names and its firewall rules that name CNI or varpod."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    names = sorted(line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line)
+    rules = []
+    for table in ("filter", "nat"):
+        dump = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
+        rules += [r for r in dump.splitlines() if "CNI" in r or "varpod" in r]
+    return names, sorted(rules)
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""Every example in README.md runs as written, against the session's daemon.
+"""Every example in README.md runs as written, against a daemon in a network namespace of the
+module's own (the examples publish ports and make bridge networks).
 
 Shell blocks run line by line in bash (with the functions the README defined up to
 there, as a reader's shell session keeps them), in a
-directory where ``./rootfs`` is the test rootfs and ``.venv`` this interpreter's venv;
+directory where ``./rootfs`` is the test rootfs, ``busybox-image.tar`` the demo's image and
+``.venv`` this interpreter's venv;
 ``VARPOD_SOCKET`` points the CLI at the test daemon, as the README says it may. A line
 must exit 0, or with N when its comment says "exits N", and print X when it says
 "prints X". Interactive lines (``-it``, ``attach``) run on a pty: a shell gets ``exit``,
@@ -53,10 +55,32 @@ def blocks() -> list[tuple[int, str, str]]:
 BLOCKS = blocks()
 
 
+@pytest.fixture(scope="session")
+def demo_image(tmp_path_factory) -> str:
+    """The image `make demo` loads (busybox-image.tar), built the same way."""
+    import mkimage
+
+    return mkimage.build(str(tmp_path_factory.mktemp("image") / "busybox-image.tar"))
+
+
 @pytest.fixture
-def workdir(tmp_path, rootfs, client):
+def readme_daemon(net_daemon):
+    """The module's daemon, in a network namespace of its own: the examples make bridges,
+    publish ports and add firewall rules, which must never reach the host's. Each example
+    starts from a clean daemon, and leaves it so."""
+    yield net_daemon
+    net_daemon.remove_all()
+    with net_daemon.client() as c:
+        c.network_prune()
+        for image in c.images():
+            c.image_remove(image.Id, force=True)
+
+
+@pytest.fixture
+def workdir(tmp_path, rootfs, demo_image, readme_daemon):
     os.symlink(rootfs, tmp_path / "rootfs")
     os.symlink(sys.prefix, tmp_path / ".venv")
+    os.symlink(demo_image, tmp_path / "busybox-image.tar")
     return tmp_path
 
 
@@ -126,8 +150,8 @@ def _run_on_a_pty(script: str, cwd: Path, env: dict[str, str], shell: bool) -> N
 
 
 @pytest.mark.parametrize(("line", "lang", "text"), BLOCKS, ids=[f"line{b[0]}-{b[1]}" for b in BLOCKS])
-def test_readme_example(line, lang, text, workdir, daemon, client):
-    env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
+def test_readme_example(line, lang, text, workdir, readme_daemon):
+    env = {**os.environ, "VARPOD_SOCKET": readme_daemon.socket}
     if lang == "sh":
         _, cmds = _shell_lines(text)
         defs = _defs_up_to(line)
