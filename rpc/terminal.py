@@ -326,10 +326,14 @@ def _short_stream(sock_fd: int, buf: bytes, records: bool,
     """("control", payload) or ("eof", None) once a whole stream went out from here, or
     ("more", bytes): nothing was written; the bytes are the stream's beginning.
 
-    One read at most (after ``buf``, the bytes that came with the reply): a stream
-    not whole by then is one the C loop is for.
+    One read at most, and only when nothing came with the reply: a stream not whole
+    by then is one the C loop is for. Bytes that came with the reply but do not end
+    the stream go to the C loop at once: they may be all the container says for a
+    while (its first line, then silence), and must not wait for a read to print.
     """
     found = _entries(buf, records)
+    if found is None and buf:
+        return "more", buf
     if found is None:
         data = _first_read(sock_fd, on_signal)
         buf += data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -132,6 +133,8 @@ def test_signals_to_the_cli_reach_the_container(daemon, rootfs, flags, sig):
                              rootfs, "/bin/sh", "-c", script], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
+        # A bounded wait: a first line held back (it came with the reply) fails here, not at the timeout.
+        assert select.select([proc.stdout], [], [], 30)[0], "the container's first line never printed"
         assert proc.stdout.readline() == b"ready\n"
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)

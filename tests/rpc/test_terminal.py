@@ -8,6 +8,7 @@ the bytes out and the end returned are the same.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -138,3 +139,33 @@ def test_a_short_stream_never_loads_the_c_module():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=True)
     assert done.stdout == b"hi\n"
     assert done.stderr.decode().strip() == "{'end': 'exit', 'exit_code': 0} False False"
+
+
+@pytest.mark.parametrize("records", [False, True], ids=["frames", "records"])
+def test_output_that_came_with_the_reply_prints_before_anything_more_arrives(records):
+    # The container's first line can arrive in the same read as the Attach reply, and
+    # then nothing for a long time (`echo ready; sleep`): it must print at once.
+    r, w = os.pipe()
+    saved = os.dup(1)
+    a, b = socket.socketpair()
+    printed: list[bytes] = []
+
+    def daemon() -> None:
+        ready, _, _ = select.select([r], [], [], 5)
+        printed.append(os.read(r, 100) if ready else b"")
+        b.sendall(control(records))
+
+    sender = threading.Thread(target=daemon)
+    sender.start()
+    os.dup2(w, 1)
+    try:
+        got = pump_stream(a.fileno(), entry(records, 1, b"ready\n"), records=records)
+    finally:
+        os.dup2(saved, 1)
+        sender.join()
+        for fd in (r, w, saved):
+            os.close(fd)
+        a.close()
+        b.close()
+    assert printed == [b"ready\n"]
+    assert got == END
