@@ -143,8 +143,9 @@ def test_exec_with_a_tty(terminals, client, rootfs):
     c = client.create(rootfs, ["/bin/sleep", "1000"], name="ttyexec")
     client.start(c.id)
     # `read`, not the line editor: the point is the exec's own terminal, its size and stdin
-    t = terminals("exec", "-it", "ttyexec", "/bin/sh", "-c", "read x; echo got-$x; tty; stty size; exit 4")
-    time.sleep(0.3)
+    t = terminals("exec", "-it", "ttyexec", "/bin/sh", "-c",
+                  "echo ready; read x; echo got-$x; tty; stty size; exit 4")
+    t.expect(b"ready")  # the CLI relays: its terminal is raw, nothing typed now is flushed
     t.type(b"hello\r")
     t.expect(b"got-hello")
     t.expect(b"/dev/pts/")
