@@ -100,6 +100,10 @@ bench: setup
 	$(PY) benchmarks/bench_copypaths.py --json > $(BENCH_OUT)/copypaths.json
 	$(PY) benchmarks/bench_native.py --json > $(BENCH_OUT)/native.json
 	$(PY) benchmarks/soak.py --json > $(BENCH_OUT)/soak.json
+	$(PY) benchmarks/bench_images.py --json > $(BENCH_OUT)/images.json
+	$(PY) benchmarks/bench_fs.py --json > $(BENCH_OUT)/fs.json
+	$(PY) benchmarks/bench_net.py --json > $(BENCH_OUT)/net.json
+	$(PY) benchmarks/bench_pods.py --json > $(BENCH_OUT)/pods.json
 
 clean:
 	rm -rf build *.egg-info native/_streamio*.so $(VENV)
