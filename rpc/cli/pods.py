@@ -8,7 +8,7 @@ import time
 
 from ...core.errors import NoSuchPod, VarpodError
 from ..fastargs import REMAINDER
-from .common import EXIT_ERROR, ago, out, pairs, to_json
+from .common import EXIT_ERROR, CLIError, ago, is_json, out, pairs, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -66,9 +66,14 @@ def _rm_args(p: Parser) -> None:
 
 
 def _ps_args(p: Parser) -> None:
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("-q", "--quiet", action="store_true", help="pod IDs only")
+    p.add_argument("--no-trunc", action="store_true", help="full pod and container IDs")
+    p.add_argument("--format", help="table (default), json, or a Go template such as "
+                                    "'{{.Name}} {{.Status}} {{.NumberOfContainers}}'")
+    p.add_argument("-n", "--noheading", action="store_true", help="no header row")
+    p.add_argument("--ctr-ids", action="store_true", help="add the IDS column: the containers' IDs")
+    p.add_argument("--ctr-names", action="store_true", help="add the NAMES column")
+    p.add_argument("--ctr-status", action="store_true", help="add the containers' STATUS column")
 
 
 def _one(p: Parser) -> None:
@@ -131,26 +136,62 @@ def cmd_rm(client: Client, a: Args) -> int:
 
 
 def cmd_ps(client: Client, a: Args) -> int:
+    if a.quiet and a.format:
+        raise CLIError("quiet and format cannot be used together")
     pods = client.pod_list()
     if a.quiet:
         if pods:
             out("\n".join(p["Id"] if a.no_trunc else p["Id"][:12] for p in pods))
         return 0
-    if a.format == "json":
+    if a.format is not None and is_json(a.format):
         out(to_json(pods))
         return 0
-    from .common import parse_time
-    from .stats import table
-
+    # The default table's cells are the template's fields: the views serve both.
     now = time.time()
-    rows = [("POD ID", "NAME", "STATUS", "CREATED", "INFRA ID", "# OF CONTAINERS")]
-    for p in pods:
-        created = (parse_time(p["Created"]) or 0) / 1e9
-        ident, infra = (p["Id"], p["InfraId"]) if a.no_trunc else (p["Id"][:12], p["InfraId"][:12])
-        rows.append((ident, p["Name"], p["Status"], ago(now - created), infra,
-                     str(len(p["Containers"]))))
-    out(table(rows))
+    views = [pod_view(p, a.no_trunc, now=now) for p in pods]
+
+    def field(name: str) -> Callable[[Any], str]:
+        return lambda v: str(v.fields[name] if name in v.fields else v[name])
+
+    columns = [("POD ID", field("ID")), ("NAME", field("Name")), ("STATUS", field("Status")),
+               ("CREATED", field("Created")), ("INFRA ID", field("InfraID"))]
+    # podman's default row: the containers' columns asked for, else their number
+    asked = [(flag, header, name) for flag, header, name in (
+        (a.ctr_ids, "IDS", "ContainerIds"), (a.ctr_names, "NAMES", "ContainerNames"),
+        (a.ctr_status, "STATUS", "ContainerStatuses")) if flag]
+    columns += [(header, field(name)) for _, header, name in asked] or \
+        [("# OF CONTAINERS", field("NumberOfContainers"))]
+    render(a.format, views, columns, headers=PS_HEADERS, name="pod ps", noheading=a.noheading)
     return 0
+
+
+# podman's pod ps headers, for fields whose name does not say it (the rest: the name split)
+PS_HEADERS = {"ID": "POD ID", "Id": "POD ID", "InfraID": "INFRA ID", "InfraId": "INFRA ID",
+              "NumberOfContainers": "# OF CONTAINERS", "ContainerIds": "IDS",
+              "ContainerNames": "NAMES", "ContainerStatuses": "STATUS"}
+
+
+def pod_view(p: dict, no_trunc: bool, *, now: float) -> Any:
+    """A pod summary as podman's pod ps templates see it: its JSON fields, and
+    ListPodReporter's (``.ID`` truncated, ``.Created`` how long ago, ``.Networks`` joined)."""
+    from .common import parse_time
+    from .govalues import GoMap, GoTime, View  # not the template engine: the default table
+
+    short = (lambda i: i) if no_trunc else (lambda i: i[:12])
+    created = parse_time(p["Created"]) or 0
+    labels = GoMap(p["Labels"] or {})
+    ctrs = p["Containers"]
+    ident, infra = short(p["Id"]), short(p["InfraId"])
+    return View({**p, "Created": GoTime(created), "Labels": labels}, {
+        "ID": ident, "Id": ident, "InfraID": infra, "InfraId": infra,
+        "Created": ago(now - created / 1e9),
+        "Labels": labels, "Label": lambda name: labels.get(name, ""),
+        "Networks": ",".join(p["Networks"]),
+        "NumberOfContainers": len(ctrs),
+        "ContainerIds": ",".join(short(c["Id"]) for c in ctrs),
+        "ContainerNames": ",".join(c["Names"] for c in ctrs),
+        "ContainerStatuses": ",".join(c["Status"] for c in ctrs),
+    }, "pods.ListPodReporter")
 
 
 def cmd_inspect(client: Client, a: Args) -> int:
@@ -175,10 +216,9 @@ def cmd_exists(client: Client, a: Args) -> int:
 
 
 def cmd_stats(client: Client, a: Args) -> int:
-    from .stats import pod_json, pod_table, print_stats, reports
+    from .stats import pod_text, print_stats, reports
 
-    got = reports(client.pod_stats, a)
-    return print_stats(got, a, pod_json if a.format == "json" else pod_table)
+    return print_stats(reports(client.pod_stats, a, "pod stats"), a, pod_text(a))
 
 
 def cmd_top(client: Client, a: Args) -> int:

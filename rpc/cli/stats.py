@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..fastargs import REMAINDER
-from .common import out, to_json
+from .common import is_json, out, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -21,7 +21,8 @@ CLEAR = "\033[2J\033[H"  # a refreshed table replaces the last one on a terminal
 def stats_flags(p: Parser, what: str) -> None:
     p.add_argument("--no-stream", action="store_true", help="print once instead of refreshing")
     p.add_argument("-i", "--interval", help="seconds between refreshes (default 5)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", help="table (default), json, or a Go template such as "
+                                    "'table {{.Name}} {{.CPUPerc}} {{.MemUsage}}'")
     p.add_argument("--no-trunc", action="store_true", help="full IDs")
     # Optional names, and the flags above may follow them, as podman allows: see stats_args().
     p.add_argument("names", nargs=REMAINDER, metavar=what, help="default: all")
@@ -50,8 +51,6 @@ def stats_args(a: Args) -> tuple[list[str], float | None]:
             raise SystemExit(f"Error: unknown flag {word!r}")
         else:
             names.append(word)
-    if a.format not in ("table", "json"):
-        raise SystemExit(f"Error: --format {a.format!r}: table or json")
     interval = None
     if a.interval is not None:
         try:
@@ -116,14 +115,54 @@ def table(rows: list[tuple[str, ...]]) -> str:
                      for r in rows)
 
 
-def container_table(stats: list[dict], trunc: bool) -> str:
-    rows = [("ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET IO", "BLOCK IO", "PIDS",
-             "CPU TIME", "AVG CPU %")]
-    for s in stats:
-        c = _columns(s, trunc)
-        rows.append((c["id"], c["name"], c["cpu"], c["mem"], c["mem_percent"], c["net"],
-                     c["block"], c["pids"], c["cpu_time"], c["avg_cpu"]))
-    return table(rows)
+# podman's stats headers (containers/stats.go) for the fields whose name does not say it
+HEADERS = {"ID": "ID", "UpTime": "CPU TIME", "CPUPerc": "CPU %", "AVGCPU": "Avg CPU %",
+           "MemUsage": "MEM USAGE / LIMIT", "MemUsageBytes": "MEM USAGE / LIMIT", "MemPerc": "MEM %",
+           "NetIO": "NET IO", "BlockIO": "BLOCK IO", "PIDS": "PIDS"}
+# podman's pod stats headers (pods/stats.go): its override for MEM % names a field "MEM" the
+# report does not have, so {{.Mem}} heads its column "MEM" there, and here
+POD_HEADERS = {"CPU": "CPU %", "MemUsage": "MEM USAGE/ LIMIT", "MemUsageBytes": "MEM USAGE/ LIMIT",
+               "BlockIO": "BLOCK IO"}
+
+# define.ContainerStats' fields the daemon's report carries, under the same names
+_RAW = ("AvgCPU", "ContainerID", "Name", "CPU", "CPUNano", "SystemNano", "MemUsage", "MemLimit",
+        "MemPerc", "NetInput", "NetOutput", "BlockInput", "BlockOutput", "PIDs")
+
+
+def container_view(s: dict, trunc: bool) -> Any:
+    """A container's stats as podman's stats templates see them: define.ContainerStats' fields
+    and containerStats' methods (``.CPUPerc``, ``.MemUsage`` as text, ``.ID`` truncated)."""
+    from .govalues import View  # not the template engine: the default table
+
+    raw = {k: s[k] for k in _RAW}
+    # podman's UpTime (and Duration) is the CPU time the container used, not its wall time
+    raw["UpTime"] = raw["Duration"] = s["CPUNano"]
+    c = _columns(s, trunc)
+    return View(raw, {
+        "ID": c["id"], "CPUPerc": c["cpu"], "AVGCPU": c["avg_cpu"], "Up": c["cpu_time"],
+        "UpTime": c["cpu_time"], "MemPerc": c["mem_percent"], "NetIO": c["net"],
+        "BlockIO": c["block"], "PIDS": c["pids"], "MemUsage": c["mem"],
+        "MemUsageBytes": c["mem_bytes"], "ContainerStats": raw,
+    }, "containers.containerStats")
+
+
+def _field(name: str) -> Callable[[Any], str]:
+    """A default table's cell: the field a template names (a view's computed one first)."""
+    def cell(v: Any) -> str:
+        fields = getattr(v, "fields", {})
+        return str(fields[name] if name in fields else v[name])
+
+    return cell
+
+
+# podman's default tables: (header, field)
+CONTAINER_TABLE = (("ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
+                   ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET IO", "NetIO"),
+                   ("BLOCK IO", "BlockIO"), ("PIDS", "PIDS"), ("CPU TIME", "UpTime"),
+                   ("AVG CPU %", "AVGCPU"))
+POD_TABLE = (("POD", "Pod"), ("CID", "CID"), ("NAME", "Name"), ("CPU %", "CPU"),
+             ("MEM USAGE/ LIMIT", "MemUsage"), ("MEM %", "Mem"), ("NET IO", "NetIO"),
+             ("BLOCK IO", "BlockIO"), ("PIDS", "PIDS"))
 
 
 def container_json(stats: list[dict], trunc: bool) -> str:
@@ -137,50 +176,96 @@ def container_json(stats: list[dict], trunc: bool) -> str:
     return to_json(out_)
 
 
-def pod_table(stats: list[dict], trunc: bool) -> str:
-    rows = [("POD", "CID", "NAME", "CPU %", "MEM USAGE/ LIMIT", "MEM %", "NET IO", "BLOCK IO",
-             "PIDS")]
-    for s in stats:
-        c = _columns(s, trunc)
-        rows.append((c["pod"], c["id"], c["name"], c["cpu"], c["mem"], c["mem_percent"], c["net"],
-                     c["block"], c["pids"]))
-    return table(rows)
-
-
-def pod_json(stats: list[dict], trunc: bool) -> str:
+def pod_rows(stats: list[dict], trunc: bool) -> list[dict]:
+    """podman's PodStatsReports: every field already text."""
     out_ = []
     for s in stats:
         c = _columns(s, trunc)
         out_.append({"CPU": c["cpu"], "MemUsage": c["mem"], "MemUsageBytes": c["mem_bytes"],
                      "Mem": c["mem_percent"], "NetIO": c["net"], "BlockIO": c["block"],
                      "PIDS": c["pids"], "Pod": c["pod"], "CID": c["id"], "Name": c["name"]})
-    return to_json(out_)
+    return out_
 
 
-def print_stats(reports: Iterable[list[dict]], a: Args,
-                render: Callable[[list[dict], bool], str]) -> int:
+def _wants_json(a: Args) -> bool:
+    return a.format is not None and is_json(a.format)
+
+
+def _captured(show: Callable[[], None]) -> str:
+    """What render() prints, as text: a refreshed screen is cleared only once all of it
+    rendered (a template that fails prints nothing)."""
+    import io
+
+    real, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        show()
+        return sys.stdout.getvalue()
+    finally:
+        sys.stdout = real
+
+
+def container_text(a: Args) -> Callable[[list[dict]], str]:
+    trunc = not a.no_trunc
+
+    def text(stats: list[dict]) -> str:
+        if _wants_json(a):
+            return container_json(stats, trunc) + "\n"
+        views = [container_view(s, trunc) for s in stats]
+        columns = [(header, _field(name)) for header, name in CONTAINER_TABLE]
+        return _captured(lambda: render(a.format, views, columns, headers=HEADERS, name="stats"))
+
+    return text
+
+
+def pod_text(a: Args) -> Callable[[list[dict]], str]:
+    trunc = not a.no_trunc
+
+    def text(stats: list[dict]) -> str:
+        rows = pod_rows(stats, trunc)
+        if _wants_json(a):
+            return to_json(rows) + "\n"
+        columns = [(header, _field(name)) for header, name in POD_TABLE]
+        if a.format is None or a.format.strip() in ("", "table"):
+            # podman's default pod stats table says "--" in every column when nothing runs
+            rows = rows or [dict.fromkeys((name for _, name in POD_TABLE), "--")]
+            return _captured(lambda: render(None, rows, columns))
+        if not rows:
+            return ""  # podman's user templates print nothing, not even their headers
+        from .govalues import View
+
+        views = [View(r, {}, "entities.PodStatsReport") for r in rows]
+        return _captured(lambda: render(a.format, views, columns, headers=POD_HEADERS,
+                                        name="pod stats"))
+
+    return text
+
+
+def print_stats(reports: Iterable[list[dict]], a: Args, text: Callable[[list[dict]], str]) -> int:
     """One report (--no-stream), or each one as it comes, the last replaced on a terminal."""
-    refresh = not a.no_stream and a.format == "table" and sys.stdout.isatty()
+    refresh = not a.no_stream and not _wants_json(a) and sys.stdout.isatty()
     try:
         for stats in reports:
-            text = render(stats, not a.no_trunc)
-            sys.stdout.write((CLEAR if refresh else "") + text + "\n")
+            shown = text(stats)
+            sys.stdout.write((CLEAR if refresh else "") + shown)
             sys.stdout.flush()
     except KeyboardInterrupt:
         pass
     return 0
 
 
-def reports(fetch: Callable[..., Any], a: Args) -> Iterable[list[dict]]:
+def reports(fetch: Callable[..., Any], a: Args, name: str) -> Iterable[list[dict]]:
     names, interval = stats_args(a)
+    if a.format is not None and not is_json(a.format) and a.format.strip() not in ("", "table"):
+        from .template import parse_report
+
+        parse_report(a.format, name)  # a template that does not parse fails before any stats
     if a.no_stream:
         return [fetch(names or None, interval=interval)]
     return fetch(names or None, stream=True, interval=interval)
 
 
 def cmd_stats(client: Client, a: Args) -> int:
-    got = reports(client.stats, a)
-    return print_stats(got, a, container_json if a.format == "json" else container_table)
+    return print_stats(reports(client.stats, a, "stats"), a, container_text(a))
 
 
 def print_top(reply: dict) -> int:
