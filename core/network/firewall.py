@@ -92,7 +92,7 @@ async def remove_masquerade(monitor: Monitor, m: Masquerade) -> None:
 async def forward_open(monitor: Monitor) -> bool:
     """True when the FORWARD chain passes every packet: policy ACCEPT, no rule but the
     firewall plugin's own jump."""
-    done = await monitor.run([binary("iptables"), "-w", "-S", "FORWARD"], timeout=TIMEOUT)
+    done = await _run(monitor, [binary("iptables"), "-w", "-S", "FORWARD"])
     log.debug("iptables -S FORWARD: exit %s", done.exit.code)
     if not done.ok:
         return False
@@ -154,6 +154,7 @@ NFT_MSG_NEWCHAIN, NFT_MSG_DELCHAIN, NFT_MSG_NEWRULE, NFT_MSG_DELRULE, NFT_MSG_NE
 CHAIN_ATTR = {NFT_MSG_NEWCHAIN: 3, NFT_MSG_DELCHAIN: 3, NFT_MSG_NEWRULE: 2, NFT_MSG_DELRULE: 2}
 
 Key = tuple[str, str]  # (table, chain); chain "" for a change to the table as a whole
+MAX_READS = 4096  # notifications read per look
 
 
 def touched(keys: set[Key] | None, table: str, chain: str) -> bool:
@@ -222,7 +223,7 @@ class RulesetWatch:
             return None
         keys: set[Key] = set()
         complete = True
-        while True:
+        for _ in range(MAX_READS):
             try:
                 n = self._sock.recv_into(self._buf, 0, socket.MSG_TRUNC)
             except BlockingIOError:
@@ -237,6 +238,7 @@ class RulesetWatch:
                 continue
             if n > len(self._buf) or not parse_notifications(bytes(self._buf[:n]), keys):
                 complete = False
+        return None  # changes faster than they can be read: nothing is kept meanwhile
 
     def _open(self) -> None:
         if self._unavailable:

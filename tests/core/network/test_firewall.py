@@ -140,3 +140,12 @@ def test_a_malformed_notification_is_not_trusted():
     assert not parse_notifications(whole[:-4], set())  # cut short
     assert not parse_notifications(struct.pack("=IHHII", 400, 10 << 8, 0, 0, 0) + b"\0" * 8, set())
     assert not parse_notifications(struct.pack("=IHHII", 8, 10 << 8, 0, 0, 0), set())
+
+
+def test_without_iptables_nft_nothing_is_watched(monkeypatch):
+    from varpod.core.network import firewall
+
+    monkeypatch.setattr(firewall, "iptables_is_nft", lambda: False)
+    watch = firewall.RulesetWatch()
+    # iptables-legacy tells nobody of its changes: every look says "anything may have changed".
+    assert watch.changes() is None and watch.changes() is None and not watch.active
