@@ -422,6 +422,14 @@ class CNIFailed(VarpodError):
     fields = ("plugin", "code")
 
 
+class FirewallFailed(VarpodError):
+    """iptables failed making or removing a network's own rules (its masquerade);
+    ``message`` carries its own words."""
+
+    rpc_name = "io.varpod.Network.FirewallFailed"
+    fields = ("command",)
+
+
 # -- filesystems: mounts, volumes, copies -------------------------------------------
 
 

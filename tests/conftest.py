@@ -164,13 +164,13 @@ def daemon(tmp_path_factory):
 
 
 def _host_network() -> tuple[list[str], list[str]]:
-    """The host's interface names and its firewall rules that name CNI or varpod."""
+    """The host's interface names and its firewall rules that name CNI or varpod (VARPOD-MASQ-...)."""
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     names = sorted(line.split(": ")[1].split("@")[0] for line in links.splitlines() if ": " in line)
     rules = []
     for table in ("filter", "nat"):
         dump = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True).stdout
-        rules += [r for r in dump.splitlines() if "CNI" in r or "varpod" in r]
+        rules += [r for r in dump.splitlines() if "CNI" in r or "varpod" in r.lower()]
     return names, sorted(rules)
 
 

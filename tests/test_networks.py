@@ -10,11 +10,13 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from conftest import NetNamespace
 
 from varpod.core.errors import (
     AlreadyConnected,
@@ -32,6 +34,7 @@ from varpod.core.errors import (
     SubnetOverlap,
     Unsupported,
 )
+from varpod.core.network.cni import DEFAULT_PLUGIN_DIRS, plugin_config
 
 # Rules a CNI plugin makes for one container (the shared CNI-* chains stay, as with podman):
 # bridge's masquerade chain, portmap's DN/SN chains and DNAT jumps, firewall's per-address rules.
@@ -56,6 +59,29 @@ def leftovers(d) -> dict[str, list[str]]:
 
 def assert_clean(d) -> None:
     assert leftovers(d) == {"veths": [], "rules": [], "ipam": [], "netns": []}
+    with d.client() as c:
+        kept = {"VARPOD-MASQ-" + n.id[:12] for n in c.network_list()}
+    assert set(masquerades(d)) <= kept  # a removed network's masquerade went with it
+
+
+def nat_rules(d) -> list[str]:
+    return d.netns.run("iptables", "-t", "nat", "-S", check=True).stdout.splitlines()
+
+
+def masquerades(d) -> dict[str, list[str]]:
+    """The networks' masquerade chains: chain -> every nat rule naming it (-N, jumps, its own)."""
+    out: dict[str, list[str]] = {}
+    for rule in nat_rules(d):
+        for word in rule.split():
+            if word.startswith("VARPOD-MASQ-"):
+                out.setdefault(word, []).append(rule)
+    return out
+
+
+def masq_of(net, chain: str) -> list[str]:
+    subnet = net.subnets[0].subnet
+    return [f"-N {chain}", f"-A POSTROUTING -s {subnet} -j {chain}", f"-A {chain} -d {subnet} -j ACCEPT",
+            f"-A {chain} ! -d 224.0.0.0/4 -j MASQUERADE"]
 
 
 def _listdir(path: str) -> list[str]:
@@ -260,6 +286,182 @@ def test_a_closed_forward_chain_gets_the_firewall_plugins_rules(nc, net_daemon, 
         assert exec_out(nc, srv, fetch) == (0, f"{tgt[:12]}\n")
     finally:
         d.netns.run("iptables", "-P", "FORWARD", "ACCEPT", check=True)
+
+
+# -- masquerade ---------------------------------------------------------------------------------------
+
+# Answers a GET with the address the request came from.
+WHO_ASKS = """
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.client_address[0].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("192.0.2.2", 8099), H).serve_forever()
+"""
+
+
+@pytest.fixture
+def outside(net_daemon, tmp_path):
+    """Another namespace, wired to the daemon's by a veth (192.0.2.1 on the daemon's side,
+    192.0.2.2 there) and serving WHO_ASKS: the world beyond the host, which has no route
+    back to the containers' subnets."""
+    d = net_daemon
+    ns = NetNamespace(tmp_path / "outside")
+    server = None
+    try:
+        d.netns.run("ip", "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", ns.path,
+                    check=True)
+        d.netns.run("ip", "addr", "add", "192.0.2.1/24", "dev", "vout", check=True)
+        d.netns.run("ip", "link", "set", "vout", "up", check=True)
+        ns.run("ip", "addr", "add", "192.0.2.2/24", "dev", "vin", check=True)
+        ns.run("ip", "link", "set", "vin", "up", check=True)
+        server = subprocess.Popen([*ns.enter(), sys.executable, "-c", WHO_ASKS])
+        for _ in range(200):
+            if "192.0.2.2:8099" in ns.run("ss", "-ltnH").stdout:
+                break
+            time.sleep(0.05)
+        yield ns
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        d.netns.run("ip", "link", "del", "vout")
+        ns.destroy()
+
+
+def test_a_network_masquerades_what_leaves_it_once_for_all_its_containers(nc, net_daemon, outside, rootfs):
+    d = net_daemon
+    net = nc.network_create("outbound")
+    chain = "VARPOD-MASQ-" + net.id[:12]
+    assert chain not in masquerades(d)  # made at the first attachment, not before
+    serve(nc, rootfs, network="outbound")
+    ask = ["wget", "-qO-", "http://192.0.2.2:8099/"]
+    # The outside sees the host's address (the only one it could answer), not the container's.
+    assert run(nc, rootfs, ask, network="outbound")[1:] == (0, "192.0.2.1")
+    assert run(nc, rootfs, ask, network="outbound")[1:] == (0, "192.0.2.1")
+    # One chain, one jump, for the network: three containers attached to it so far.
+    assert masquerades(d)[chain] == masq_of(net, chain)
+    # An internal network has no way out and nothing to masquerade.
+    sealed = nc.network_create("sealed", internal=True)
+    _, code, _ = run(nc, rootfs, ["timeout", "3", *ask], network="sealed")
+    assert code != 0 and "VARPOD-MASQ-" + sealed.id[:12] not in masquerades(d)
+    nc.network_remove("outbound", force=True)
+    assert chain not in masquerades(d)
+
+
+def test_an_attachment_runs_no_iptables_while_the_rules_stand_still(nc, net_daemon, rootfs):
+    d = net_daemon
+
+    def asked() -> tuple[int, int]:
+        text = d.log()
+        return text.count("iptables -S FORWARD: exit"), text.count("iptables -t nat -S: exit")
+
+    nc.network_create("still")
+    # The first attachment makes the masquerade; the next one checks once more what nf_tables
+    # said had changed (that making).
+    for _ in range(2):
+        nc.remove(run(nc, rootfs, ["/bin/true"], network="still")[0])
+    before = asked()
+    for _ in range(3):
+        nc.remove(run(nc, rootfs, ["/bin/true"], network="still")[0])
+    assert asked() == before
+    # A change to FORWARD (a rule added and taken away): asked again, once.
+    d.netns.run("iptables", "-I", "FORWARD", "-i", "nosuch0", "-j", "DROP", check=True)
+    d.netns.run("iptables", "-D", "FORWARD", "-i", "nosuch0", "-j", "DROP", check=True)
+    for _ in range(2):
+        nc.remove(run(nc, rootfs, ["/bin/true"], network="still")[0])
+    assert asked() == (before[0] + 1, before[1])
+
+
+def test_a_masquerade_outlives_a_killed_daemon_once_and_comes_back_where_it_went(fresh_net_daemon, rootfs):
+    d = fresh_net_daemon.start()
+    with d.client() as c:
+        net = c.network_create("kept")
+        cid = serve(c, rootfs, network="kept")
+    chain = "VARPOD-MASQ-" + net.id[:12]
+    jump = ["-s", net.subnets[0].subnet, "-j", chain]
+    before = nat_rules(d)
+    assert masquerades(d) == {chain: masq_of(net, chain)}
+    d.stop(signal.SIGKILL)
+    d.start()
+    assert nat_rules(d) == before  # nothing lost, nothing doubled
+    # A firewall flush while no daemon runs, and a second jump made by hand: one of each at start.
+    d.stop(signal.SIGKILL)
+    d.netns.run("iptables", "-t", "nat", "-F", check=True)
+    d.start()
+    assert nat_rules(d) == before
+    d.stop(signal.SIGKILL)
+    d.netns.run("iptables", "-t", "nat", "-A", "POSTROUTING", *jump, check=True)
+    d.start()
+    assert nat_rules(d) == before
+    with d.client() as c:
+        # Taken away while the daemon runs: back at the next attachment (nf_tables told it) ...
+        d.netns.run("iptables", "-t", "nat", "-D", "POSTROUTING", *jump, check=True)
+        c.remove(run(c, rootfs, ["/bin/true"], network="kept")[0])
+        assert nat_rules(d) == before
+        # ... or at a network reload.
+        d.netns.run("iptables", "-t", "nat", "-F", chain, check=True)
+        c.network_reload(cid)
+        assert nat_rules(d) == before
+        c.remove(cid, force=True, timeout=0)
+        assert nat_rules(d) == before  # the network keeps it while it exists, as its bridge
+        c.network_remove("kept")
+    assert masquerades(d) == {}
+    assert_clean(d)
+
+
+def _cni(d, command: str, conflist: dict, cid: str, netns: str, result: dict | None) -> dict | None:
+    """Run a chain's plugins by hand in the daemon's namespace, as the CNI protocol says."""
+    plugins = conflist["plugins"] if command == "ADD" else reversed(conflist["plugins"])
+    plugin_dir = next(p for p in DEFAULT_PLUGIN_DIRS if os.path.isdir(p))
+    env = {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_NETNS": netns,
+           "CNI_IFNAME": "eth0", "CNI_PATH": plugin_dir}
+    for plugin in plugins:
+        conf = plugin_config(conflist, plugin, {}, result)
+        done = subprocess.run([*d.netns.enter(), os.path.join(plugin_dir, plugin["type"])], env=env,
+                              input=json.dumps(conf), capture_output=True, text=True, check=True)
+        if command == "ADD":
+            result = json.loads(done.stdout)
+    return result
+
+
+def test_an_endpoint_with_the_plugins_own_masquerade_is_still_torn_down(fresh_net_daemon, rootfs):
+    """A container started by an older varpod: its saved conflist has the bridge plugin
+    masquerade its address (ipMasq), and its DEL must take that away."""
+    d = fresh_net_daemon.start()
+    with d.client() as c:
+        net = c.network_create("older")
+        cid = serve(c, rootfs, network="older")
+    d.stop(signal.SIGKILL)
+    db = sqlite3.connect(os.path.join(d.root, "network.db"))
+    [(record,)] = db.execute("SELECT record FROM endpoints WHERE container_id = ?", (cid,)).fetchall()
+    ep = json.loads(record)
+    netns = os.path.join(d.run_root, "netns", cid)
+    # Its attachment made again as the older daemon made it.
+    _cni(d, "DEL", ep["conflist"], cid, netns, ep["result"])
+    ep["conflist"]["plugins"][0]["ipMasq"] = True
+    ep["result"] = _cni(d, "ADD", ep["conflist"], cid, netns, None)
+    db.execute("UPDATE endpoints SET record = ? WHERE container_id = ?", (json.dumps(ep).encode(), cid))
+    db.commit()
+    db.close()
+    own = [r for r in leftovers(d)["rules"] if "MASQUERADE" in r]
+    assert len(own) == 1, leftovers(d)["rules"]
+    d.start()
+    with d.client() as c:
+        ip = ep["result"]["ips"][0]["address"].split("/")[0]
+        assert c.inspect(cid).NetworkSettings.IPAddress == ip
+        c.remove(cid, force=True, timeout=0)
+        assert leftovers(d)["rules"] == []  # its own chain went with it
+        chain = "VARPOD-MASQ-" + net.id[:12]
+        assert masquerades(d) == {chain: masq_of(net, chain)}  # the network's stays
+        c.network_remove("older")
+    assert_clean(d)
 
 
 # -- reload -------------------------------------------------------------------------------------------

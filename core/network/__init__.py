@@ -5,6 +5,7 @@ CLI must not pay for the rest.
 
     types.py    the Structs: a network, a container's network options, endpoints, sandboxes
     cni.py      a CNI plugin chain run as the CNI protocol says (argv/env/stdin in, result out)
+    firewall.py each network's masquerade (iptables), and nf_tables' change notifications
     netns.py    named network namespaces under the daemon's run root
     ports.py    port specs, and the reservation of published host ports (held sockets)
     dns.py      aardvark-dns, driven through its configuration directory as netavark does

@@ -139,7 +139,7 @@ class CNI:
             "CNI_PATH": ":".join(self.plugin_dirs),
             "PATH": os.environ.get("PATH", _PATH) + ":" + _PATH,
         }
-        stdin = _memfd(json.dumps(conf).encode())
+        stdin = memfd("cni-config", json.dumps(conf).encode())
         started = time.monotonic()
         try:
             done = await self._monitor.run([path], stdin=stdin, env=env, timeout=self.timeout)
@@ -179,9 +179,10 @@ def _plugin_error(plugin: str, command: str, stdout: bytes, stderr: bytes,
     return CNIFailed(f"CNI plugin {plugin} failed on {command}{kind}: {text}", plugin=plugin, code=code)
 
 
-def _memfd(data: bytes) -> int:
+def memfd(name: str, data: bytes) -> int:
+    """A file holding ``data``, to be a helper's stdin."""
     # A file rather than a pipe: the plugin may read its input in its own time, however long.
-    fd = os.memfd_create("cni-config", os.MFD_CLOEXEC)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
         os.write(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)

@@ -1,11 +1,12 @@
 """The networks and what containers hold on them: the public verbs of ``core.network``.
 
 A bridge network is a CNI conflist (bridge with host-local IPAM, portmap, firewall)
-generated from its stored record. A bridge-mode container gets a named network
-namespace, its published host ports reserved, and one CNI attachment per network
-(eth0, eth1, ...); each step is persisted before and after it runs, so a DEL after a
-crash knows what the ADD did. Everything here runs on the event loop; the caller holds
-the container's lock for the per-container verbs.
+generated from its stored record, and a masquerade of its own (``firewall``). A
+bridge-mode container gets a named network namespace, its published host ports
+reserved, and one CNI attachment per network (eth0, eth1, ...); each step is persisted
+before and after it runs, so a DEL after a crash knows what the ADD did. Everything
+here runs on the event loop; the caller holds the container's lock for the
+per-container verbs.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ..errors import (
 )
 from ..model import ContainerRecord
 from ..monitor import Monitor
-from . import etcfiles
+from . import etcfiles, firewall
 from .checks import (
     binary,
     check_alias,
@@ -51,10 +52,11 @@ from .checks import (
 )
 from .cni import CNI, CNI_VERSION, DEFAULT_PLUGIN_DIRS, Attachment
 from .dns import DnsServer, Entry, find_aardvark
+from .firewall import CHAIN_PREFIX, RulesetWatch, masq_chain, touched
 from .netns import NetnsDir
 from .ports import Reservations
 from .store import NetworkStore
-from .types import Endpoint, Network, Sandbox
+from .types import Endpoint, Masquerade, Network, Sandbox
 
 log = logging.getLogger("varpod.network")
 
@@ -95,10 +97,18 @@ class Networks:
         self.dns = DnsServer(monitor, os.path.join(run_root, "aardvark-dns"), aardvark or None,
                              config.dns_port)
         self._dns_lock = asyncio.Lock()
+        # What iptables was found to hold, kept while nf_tables reports no change that could
+        # make it untrue (see _note_changes): FORWARD's openness, the masquerade chains checked.
+        self._watch = RulesetWatch()
+        self._forward: bool | None = None
+        self._masq_ok: set[str] = set()
+        self._epoch = 0  # counts such changes: an answer asked across one is not kept
+        self._masq_lock = asyncio.Lock()
         if config.default_network not in {n.name for n in self.store.networks()}:
             self._add_default()
 
     def close(self) -> None:
+        self._watch.close()
         self.ports.close()
         self.netns.close()
         self.store.close()
@@ -187,6 +197,9 @@ class Networks:
                                f"{', '.join(u[:12] for u in users[:5])}; remove them or use --force",
                                name=net.name)
         self.store.delete_network(net.name)
+        for m in self.store.masquerades():
+            if m.network == net.name:
+                await self._unmasquerade(m)
         if net.interface in interfaces():
             # The CNI bridge plugin makes the bridge on first use and never deletes it.
             done = await self._monitor.run([binary("ip"), "link", "del", net.interface])
@@ -214,8 +227,9 @@ class Networks:
         if not net.internal:
             ipam["routes"] = [{"dst": "0.0.0.0/0"}]
         plugins: list[dict[str, Any]] = [{
+            # ipMasq off: the network masquerades as a whole (_masquerade), not per container.
             "type": "bridge", "bridge": net.interface, "isGateway": True,
-            "ipMasq": not net.internal, "hairpinMode": True,
+            "ipMasq": False, "hairpinMode": True,
             "capabilities": {"ips": True, "mac": True}, "ipam": ipam,
         }]
         if ports:
@@ -301,6 +315,7 @@ class Networks:
             runtime["ips"] = [f"{ep.static_ip}/{ipaddress.IPv4Network(net.subnet).prefixlen}"]
         if ep.static_mac:
             runtime["mac"] = ep.static_mac
+        await self._masquerade(net)
         conflist = self.conflist(net, ports="portMappings" in runtime,
                                  firewall=self.config.firewall == "always" or not await self._forward_open())
         names = [rec.name, rec.id[:12], *ep.aliases]
@@ -318,17 +333,81 @@ class Networks:
         return ep
 
     async def _forward_open(self) -> bool:
-        """True when the FORWARD chain passes every packet: policy ACCEPT, no rule but the
-        firewall plugin's own jump. Asked at every attachment (and so at every reload)."""
-        done = await self._monitor.run([binary("iptables"), "-w", "-S", "FORWARD"])
-        if not done.ok:
-            return False
-        for line in done.stdout.decode(errors="replace").splitlines():
-            if line.startswith("-P ") and line.split()[-1] != "ACCEPT":
-                return False
-            if line.startswith("-A ") and not line.rstrip().endswith("-j CNI-FORWARD"):
-                return False
-        return True
+        """Whether the FORWARD chain passes every packet (firewall.forward_open).
+
+        The answer is kept until nf_tables reports a change to FORWARD (or to its table):
+        nothing else can change it, and every change is reported before the command that
+        made it returns, so a kept answer is the one an iptables run would give now. Where
+        changes cannot be watched (iptables-legacy) it is asked at every attachment; a
+        reload asks again in any case.
+        """
+        self._note_changes()
+        if self._forward is not None:
+            return self._forward
+        epoch = self._epoch
+        answer = await firewall.forward_open(self._monitor)
+        if epoch == self._epoch and self._watch.active:
+            self._forward = answer
+        return answer
+
+    def _note_changes(self) -> None:
+        """Forget what iptables' changes since the last look may have made untrue."""
+        keys = self._watch.changes()
+        if keys is None and not self._watch.active:
+            # Not watching: FORWARD is asked every time; a masquerade, once checked, is
+            # trusted until a reload or the next daemon start checks it again.
+            self._forward = None
+            self._epoch += 1
+            return
+        if keys is not None and not keys:
+            return
+        forward = touched(keys, "filter", "FORWARD")
+        masq = keys is None or touched(keys, "nat", "POSTROUTING") \
+            or any(table == "nat" and chain.startswith(CHAIN_PREFIX) for table, chain in keys)
+        if forward:
+            self._forward = None
+        if masq:
+            self._masq_ok.clear()
+        if forward or masq:
+            self._epoch += 1
+
+    async def _masquerade(self, net: Network, *, check: bool = False) -> None:
+        """Make sure the network masquerades what leaves it (firewall.ensure_masquerade).
+
+        Checked at its first attachment in the daemon's life, then only after nf_tables
+        reported a change to its chain or POSTROUTING, or when ``check`` (network reload,
+        daemon start) asks. Kept until the network is removed, as its bridge is.
+        """
+        if net.internal:
+            return
+        m = Masquerade(network=net.name, chain=masq_chain(net.id), subnet=net.subnet)
+        self._note_changes()
+        if not check and m.chain in self._masq_ok:
+            return
+        async with self._masq_lock:  # one check-and-make at a time: never two jumps
+            self._note_changes()
+            if not check and m.chain in self._masq_ok:
+                return
+            if self.get(net.name).id != net.id:
+                raise NoSuchNetwork(f"network {net.name} was removed", name=net.name)
+            epoch = self._epoch
+            # Saved before the rules are made: a crash midway still knows what to remove.
+            self.store.save_masquerade(m)
+            await firewall.ensure_masquerade(self._monitor, m)
+            if epoch == self._epoch:
+                self._masq_ok.add(m.chain)
+
+    async def _unmasquerade(self, m: Masquerade) -> None:
+        """Remove a masquerade and its record; a failure is logged and the record kept, so
+        the next daemon start tries again (the network's removal does not wait for it)."""
+        async with self._masq_lock:
+            self._masq_ok.discard(m.chain)
+            try:
+                await firewall.remove_masquerade(self._monitor, m)
+            except VarpodError as e:
+                log.error("removing the masquerade of network %s (%s): %s", m.network, m.chain, e.message)
+                return
+            self.store.delete_masquerade(m.chain)
 
     def _attachment(self, ep: Endpoint, netns: str) -> Attachment:
         return Attachment(container_id=ep.container_id, netns=netns, ifname=ep.ifname,
@@ -457,6 +536,12 @@ class Networks:
         if sandbox is None:
             raise InvalidConfig(f"container {rec.name} has no network of its own to reload "
                                 f"(network mode {rec.config.network})", field="network")
+        # A reload follows a firewall reload: nothing iptables was found to hold is trusted.
+        self._forward = None
+        self._epoch += 1
+        for ep in self.store.endpoints_of(rec.id):
+            if ep.attached:
+                await self._masquerade(self.get(ep.network), check=True)
         out = []
         for i, ep in enumerate(self.store.endpoints_of(rec.id)):
             if not ep.attached:
@@ -516,6 +601,18 @@ class Networks:
                 self.netns.remove(name)
         self._collect_ip_allocations()
         await _logged(self.update_dns(), "dns")
+        await _logged(self._recover_masquerades(), "masquerades")
+
+    async def _recover_masquerades(self) -> None:
+        """Every masquerade made is there, once (a crash, a firewall flush or a reboot may
+        have taken it away); those of networks gone are removed."""
+        nets = {masq_chain(n.id): n for n in self.store.networks() if not n.internal}
+        for m in self.store.masquerades():
+            net = nets.get(m.chain)
+            if net is not None:
+                await _logged(self._masquerade(net, check=True), net.name)
+            else:
+                await self._unmasquerade(m)
 
     def _collect_ip_allocations(self) -> None:
         """host-local's files (one per allocated IP, holding the container ID) of containers

@@ -1,4 +1,4 @@
-"""Networks, endpoints and sandboxes in SQLite (WAL), next to the containers' database.
+"""Networks, endpoints, sandboxes and masquerades in SQLite (WAL), next to the containers' database.
 
 A file of its own (``network.db``): its rows change with CNI calls, not with container
 states, and the two never need one transaction. Reads come from a write-through cache.
@@ -12,7 +12,7 @@ import msgspec
 
 from ..errors import NetworkExists, NoSuchNetwork
 from ..store import connect
-from .types import Endpoint, Network, Sandbox
+from .types import Endpoint, Masquerade, Network, Sandbox
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS networks (
@@ -30,12 +30,17 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     container_id TEXT PRIMARY KEY,
     record       BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS masquerades (
+    chain  TEXT PRIMARY KEY,
+    record BLOB NOT NULL
+);
 """
 
 _encode = msgspec.json.Encoder().encode
 _network = msgspec.json.Decoder(Network).decode
 _endpoint = msgspec.json.Decoder(Endpoint).decode
 _sandbox = msgspec.json.Decoder(Sandbox).decode
+_masquerade = msgspec.json.Decoder(Masquerade).decode
 
 
 class NetworkStore:
@@ -50,6 +55,10 @@ class NetworkStore:
             self._endpoints.setdefault(cid, {})[net] = _endpoint(r)
         self._sandboxes = {cid: _sandbox(r) for cid, r in self._db.execute(
             "SELECT container_id, record FROM sandboxes")}
+        # By chain, not network name: a network removed while its rules could not be, and
+        # another of the same name made since, both keep theirs.
+        self._masquerades = {chain: _masquerade(r) for chain, r in self._db.execute(
+            "SELECT chain, record FROM masquerades")}
 
     def close(self) -> None:
         with self._lock:
@@ -131,6 +140,22 @@ class NetworkStore:
 
     def sandboxes(self) -> list[Sandbox]:
         return list(self._sandboxes.values())
+
+    # -- masquerades --------------------------------------------------------------------
+
+    def save_masquerade(self, m: Masquerade) -> None:
+        if self._masquerades.get(m.chain) == m:
+            return
+        self._run("INSERT OR REPLACE INTO masquerades (chain, record) VALUES (?, ?)",
+                  (m.chain, _encode(m)))
+        self._masquerades[m.chain] = m
+
+    def delete_masquerade(self, chain: str) -> None:
+        if self._masquerades.pop(chain, None) is not None:
+            self._run("DELETE FROM masquerades WHERE chain = ?", (chain,))
+
+    def masquerades(self) -> list[Masquerade]:
+        return list(self._masquerades.values())
 
 
 def _ifindex(ifname: str) -> int:

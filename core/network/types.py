@@ -94,6 +94,15 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
         return ""
 
 
+class Masquerade(msgspec.Struct, frozen=True, kw_only=True):
+    """A network's nat rules (see ``firewall``), saved before they are made: what to remove
+    later, even once the network's record is gone."""
+
+    network: str
+    chain: str
+    subnet: str
+
+
 class Sandbox(msgspec.Struct, frozen=True, kw_only=True):
     """The network namespace a bridge-mode container runs in, and the host ports it holds."""
 

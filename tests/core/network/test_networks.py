@@ -84,7 +84,8 @@ async def test_the_chain_of_an_attachment(nets):
     assert [p["type"] for p in chain["plugins"]] == ["bridge", "portmap", "firewall"]
     bridge = chain["plugins"][0]
     assert (chain["name"], chain["cniVersion"]) == ("apps", "1.0.0")
-    assert bridge["bridge"] == net.interface and bridge["ipMasq"] and bridge["isGateway"]
+    # The network masquerades as a whole (firewall.py), not the plugin per container.
+    assert bridge["bridge"] == net.interface and bridge["ipMasq"] is False and bridge["isGateway"]
     assert bridge["capabilities"] == {"ips": True, "mac": True}
     assert bridge["ipam"]["type"] == "host-local" and bridge["ipam"]["routes"] == [{"dst": "0.0.0.0/0"}]
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.89.1.0/24", "gateway": "10.89.1.1"}]]
