@@ -4,7 +4,7 @@
 
 One iteration of each case, interleaved round-robin, fixed counts, medians:
 
-* ``podman``: ``podman pod create`` + N x ``podman run -d --pod P --rootfs R sleep`` +
+* ``podman``: ``podman pod create --network=none`` + N x ``podman run -d --pod P --rootfs R sleep`` +
   ``podman pod rm -f -t 0 P`` (podman's default sharing: ipc, net, uts, an infra container).
 * ``varpod CLI``: the same commands with ``varpod``.
 * ``client, one by one``: the client library doing what the CLI does (pod_create, N x
@@ -161,7 +161,9 @@ class Bench(C.Phases):
 
             def podman_pods() -> None:
                 pod = name()
-                C.run(podman.argv("pod", "create", "--name", pod))
+                # varpod's default is a private network (loopback only), podman's a bridge: like
+                # for like, and no bridge or firewall rule left on the host
+                C.run(podman.argv("pod", "create", "--name", pod, "--network=none"))
                 for _ in range(n):
                     C.run(podman.argv("run", "-d", "--pod", pod, "--rootfs", rootfs, *MEMBER))
                 C.run(podman.argv("pod", "rm", "-f", "-t", "0", pod))
