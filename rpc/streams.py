@@ -28,6 +28,7 @@ import asyncio
 import errno
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +43,14 @@ from .detachkeys import DEFAULT_DETACH_KEYS, parse_detach_keys  # noqa: F401 (th
 log = logging.getLogger("varpod.streams")
 
 CONTROL = 3
+# A stream's socket gets this send buffer once it has carried GROW_AFTER bytes: a bulk
+# reader then costs the daemon a wake-up (a writer callback and a relay) per 1.5 MiB
+# instead of per ~150 KiB of the default 208 KiB buffer. Not from the start: a client
+# that stops reading keeps its socket's buffer full, and most streams (exec of a short
+# command, a few log lines) never need more. Only the sender's buffer counts on a Unix
+# stream socket: the client's SO_RCVBUF is never consulted.
+SEND_BUFFER = 1 << 20
+GROW_AFTER = 4 << 20
 MODE_RECORDS, MODE_FRAMES, MODE_RAW = native.MODE_RECORDS, native.MODE_FRAMES, native.MODE_RAW
 NO_UNTIL = 2**63 - 1
 
@@ -62,6 +71,8 @@ class RawChannel:
         # For Logs, the peer closing is a hangup. For attach it may only be the end
         # of its stdin (a half-close) while it still reads our output.
         self._eof_is_hangup = False
+        self.sent = 0  # output bytes the relay wrote (grow_send_buffer once it is a bulk stream)
+        self._grown = False
 
     @classmethod
     async def detach(cls, conn: Any) -> RawChannel:
@@ -146,6 +157,12 @@ class RawChannel:
 
     # -- output ---------------------------------------------------------------------------
 
+    def grow_send_buffer(self) -> None:
+        """SEND_BUFFER bytes of send buffer (the kernel books twice that), once per channel."""
+        if not self._grown and not self.closed:
+            self._grown = True
+            grow_send_buffer(self.fd, SEND_BUFFER)
+
     async def writable(self) -> None:
         fut = self._loop.create_future()
         self._loop.add_writer(self.fd, fut.set_result, None)
@@ -182,6 +199,25 @@ class RawChannel:
             self._loop.remove_writer(self.fd)
             os.close(self.fd)
             memory.trim_soon()  # what the session held goes back to the kernel, not just the heap
+
+
+SO_SNDBUFFORCE = 32  # Linux; not in Python's socket module
+
+
+def grow_send_buffer(fd: int, size: int) -> None:
+    """SO_SNDBUF of ``size``; past net.core.wmem_max with SO_SNDBUFFORCE when we may (root).
+
+    Best effort: a smaller buffer still works, with more wake-ups per MiB.
+    """
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < 2 * size:  # capped at wmem_max
+            sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, size)
+    except OSError:
+        pass
+    finally:
+        sock.detach()
 
 
 def control_record(payload: dict[str, Any], encode: Any) -> bytes:
@@ -271,13 +307,17 @@ class LogFollower:
 
     def _relay(self, cursor: Any, fd: int, end: int) -> bool:
         """Records up to ``end`` to the client; True when it stopped because the client is full."""
+        chan = self.chan
         try:
-            _, blocked = native.relay(cursor, fd, end, self.chan.fd, self.mode, self._mask,
-                                      self._since, self._until, merge=self.merge)
+            sent, blocked = native.relay(cursor, fd, end, chan.fd, self.mode, self._mask,
+                                         self._since, self._until, merge=self.merge)
         except OSError as e:
             if e.errno in (errno.EPIPE, errno.ECONNRESET):
                 raise StreamBroken("the client went away") from e
             raise
+        chan.sent += sent
+        if chan.sent >= GROW_AFTER:
+            chan.grow_send_buffer()
         return blocked
 
     def _on_append(self) -> None:
@@ -516,8 +556,6 @@ class AttachSession:
 
 async def receive_fds(chan: RawChannel, count: int, timeout: float = 30.0) -> list[int]:
     """The fds a client sends right after an upgrade (one byte carrying SCM_RIGHTS)."""
-    import socket
-
     loop = asyncio.get_running_loop()
     sock = socket.socket(fileno=os.dup(chan.fd))  # a socket object for recvmsg; closing it closes the dup
     sock.setblocking(False)

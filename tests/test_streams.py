@@ -6,6 +6,7 @@ import hashlib
 import os
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -247,6 +248,38 @@ def test_logs_rotation_with_a_follower(client, rootfs):
     # rotated, never truncated: the latest files together end with the last line
     tail = b"".join(r.payload for r in client.logs(c.id, tail=3))
     assert tail == b"299998\n299999\n300000\n"
+
+
+def test_a_logging_container_has_log_space_reserved_until_it_stops(daemon, client, rootfs):
+    # The daemon allocates log space ahead of the write position (ext4); the log's
+    # size must stay the records' bytes for every reader, and the room goes at the end.
+    root = os.path.join(daemon.root, "containers")
+    os.makedirs(root, exist_ok=True)
+    kind = subprocess.run(["stat", "-f", "-c", "%T", root], capture_output=True, text=True).stdout.strip()
+    if kind != "ext2/ext3":
+        pytest.skip(f"log space is reserved on ext4 only; the daemon's root is on {kind}")
+    size = 8 << 20
+    c = client.create(rootfs, ["/bin/sh", "-c", f"head -c {size} /dev/zero; echo done >&2; exec sleep 1000"])
+    client.start(c.id)
+    path = os.path.join(root, c.id, "ctr.log")
+    try:
+        eventually(lambda: output(client, c.id, stdout=False)[1] == b"done\n")
+        records = list(client.logs(c.id, timestamps=True))  # one per record stored, not merged
+        st = os.stat(path)
+        assert st.st_size == sum(len(r.payload) + 20 for r in records)
+        assert sum(len(r.payload) for r in records if r.stream == 1) == size
+        assert st.st_blocks * 512 - st.st_size > 1 << 20  # reserved ahead
+        assert [r.payload for r in client.logs(c.id, tail=1, stdout=False)] == [b"done\n"]
+        client.kill(c.id, "KILL")
+        client.wait(c.id)
+        st2 = os.stat(path)
+        assert st2.st_size == st.st_size
+        assert st2.st_blocks * 512 - st2.st_size < 64 << 10  # given back once the run ended
+        again = [(r.stream, r.time, r.payload) for r in client.logs(c.id, timestamps=True)]
+        assert again == [(r.stream, r.time, r.payload) for r in records]
+    finally:
+        client.remove(c.id, force=True)
+    assert not os.path.exists(path)
 
 
 def test_async_client_attach_and_logs(daemon, rootfs):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import tempfile
 import threading
 import time
 
@@ -15,6 +17,7 @@ from varpod.core.logfile import (
     HEADER,
     HEADER_SIZE,
     OVERHEAD,
+    RESERVE_FROM,
     TRAILER,
     TRAILER_SIZE,
     LogWriter,
@@ -473,3 +476,144 @@ def test_torn_tail_ending_in_log_like_payload_is_cut(tmp_path):
 
 def test_header_and_trailer_sizes():
     assert (HEADER.size, TRAILER.size, OVERHEAD) == (8, 12, 20)
+
+
+# -- space reserved ahead (fallocate KEEP_SIZE) ---------------------------------------------------
+
+SLACK = 64 << 10  # what a file may hold past its end without a reservation (an extent block)
+
+
+def beyond_end(path: str) -> int:
+    """Bytes allocated past the file's size (delayed allocations count, as in st_blocks)."""
+    st = os.stat(path)
+    return st.st_blocks * 512 - st.st_size
+
+
+@pytest.fixture
+def ext4_dir(tmp_path):
+    kind = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True).stdout
+    if kind.strip() != "ext2/ext3":  # what stat calls ext4 too
+        pytest.skip(f"log space is reserved on ext4 only; {tmp_path} is {kind.strip()}")
+    return tmp_path
+
+
+def pump_through_a_pipe(w: LogWriter, data: bytes, stream: int = 1) -> None:
+    r, wr = os.pipe()
+
+    def produce():
+        view = memoryview(data)
+        while view:
+            n = os.write(wr, view[: 1 << 16])
+            view = view[n:]
+        os.close(wr)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        while not w.pump_from(r, stream, 1 << 20, fifo=True):
+            pass
+        producer.join()
+    finally:
+        os.close(r)
+
+
+def test_reserved_space_leaves_the_size_alone_and_goes_at_finish(ext4_dir, pump_impl):
+    path = str(ext4_dir / "ctr.log")
+    w = _writer(path, pump_impl)
+    data = os.urandom(6 << 20)
+    try:
+        pump_through_a_pipe(w, data)
+        w.append(2, b"last line\n", ts=7)
+        # Room is allocated past the end, and every reader goes by the size: it is the
+        # records' bytes, no more.
+        assert beyond_end(path) > 1 << 20
+        records = read_all(path)
+        assert os.path.getsize(path) == w.size == sum(len(p) + OVERHEAD for _, p, _ in records)
+        assert b"".join(p for s, p, _ in records if s == 1) == data
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert valid_length(fd) == w.size
+            assert next(iter_backwards(fd)).payload == b"last line\n"
+        finally:
+            os.close(fd)
+        size = w.size
+        w.finish()  # the run ended: the room goes back
+        assert beyond_end(path) < SLACK
+        assert os.path.getsize(path) == size
+        assert read_all(path) == records
+    finally:
+        w.close()
+
+
+def test_a_small_log_reserves_nothing(ext4_dir):
+    path = str(ext4_dir / "ctr.log")
+    w = LogWriter(path)
+    try:
+        for i in range(RESERVE_FROM // 4096 - 1):
+            w.append(1, b"x" * (4096 - OVERHEAD), ts=i)
+        assert w.size < RESERVE_FROM
+        assert beyond_end(path) < SLACK
+        w.append(1, b"x" * 8192, ts=0)  # past RESERVE_FROM: the next write reserves
+        w.append(1, b"y", ts=0)
+        assert beyond_end(path) > RESERVE_FROM // 2
+    finally:
+        w.close()
+    assert beyond_end(path) < SLACK  # close gives it back too
+
+
+def test_reserved_space_stops_at_size_max_and_goes_at_rotation(ext4_dir):
+    path = str(ext4_dir / "ctr.log")
+    size_max = 3 << 20
+    w = LogWriter(path, size_max=size_max, keep=10)
+    try:
+        for i in range(160):  # 10 MiB
+            w.append(1, os.urandom(64 << 10), ts=i)
+            assert os.stat(path).st_blocks * 512 <= size_max + SLACK
+    finally:
+        w.close()
+    files = log_files(path)
+    assert len(files) == 4
+    for _, f in files:
+        assert beyond_end(f) < SLACK
+        assert os.path.getsize(f) == sum(len(p) + OVERHEAD for _, p, _ in read_all(f))
+
+
+def test_space_a_killed_writer_left_goes_at_the_next_finish(ext4_dir):
+    path = str(ext4_dir / "ctr.log")
+    w = LogWriter(path)
+    for i in range(64):
+        w.append(1, os.urandom(64 << 10), ts=i)
+    os.close(w.fd)  # as a daemon killed with SIGKILL: nothing given back
+    w.fd = -1
+    assert beyond_end(path) > 1 << 20
+    size = os.path.getsize(path)
+    w = LogWriter(path)
+    try:
+        assert w.size == size
+        w.append(2, b"after the restart\n", ts=99)
+        w.finish()
+        assert beyond_end(path) < SLACK
+    finally:
+        w.close()
+    assert read_all(path)[-1] == (2, b"after the restart\n", 99)
+    assert len(read_all(path)) == 65
+
+
+def test_no_space_is_reserved_on_tmpfs():
+    # fallocate on tmpfs zeroes pages the writes would overwrite: nothing to gain there.
+    d = tempfile.mkdtemp(dir="/dev/shm")
+    path = os.path.join(d, "ctr.log")
+    try:
+        kind = subprocess.run(["stat", "-f", "-c", "%T", d], capture_output=True, text=True).stdout
+        assert kind.strip() == "tmpfs"
+        w = LogWriter(path)
+        try:
+            for i in range(64):
+                w.append(1, b"z" * (64 << 10), ts=i)
+            assert beyond_end(path) < SLACK
+        finally:
+            w.close()
+    finally:
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+        os.rmdir(d)
