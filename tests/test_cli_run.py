@@ -106,12 +106,13 @@ def test_run_rm_is_the_daemons(varpod, daemon, client, rootfs):
     # The client goes away (SIGKILL): the container runs on, and is removed when it exits.
     env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
     proc = subprocess.Popen([sys.executable, "-m", "varpod.rpc.cli", "run", "--rm", "--name", "orphan",
-                             "--rootfs", rootfs, "/bin/sh", "-c", "echo up; sleep 1"],
+                             "--rootfs", rootfs, "/bin/sh", "-c", "echo up; exec sleep 1000"],
                             env=env, stdout=subprocess.PIPE)
     assert proc.stdout.readline() == b"up\n"
     proc.kill()
     proc.wait()
     assert client.inspect("orphan").State.Status == "running"
+    client.kill("orphan", "KILL")  # its end, whenever it comes, removes it
     deadline = time.monotonic() + 20
     while client.list(all=True) and time.monotonic() < deadline:
         time.sleep(0.05)
