@@ -134,6 +134,10 @@ def test_pod_ps_formats(varpod, client, rootfs):
     refused(varpod("pod", "ps", "--format", "{{.Name}} {{.Nope}}"), b"can't evaluate field Nope")
     refused(varpod("pod", "ps", "--format", "{{.Name"), b"template: pod ps")
     refused(varpod("pod", "ps", "-q", "--format", "{{.Name}}"), b"quiet and format")
+    assert ok(varpod("pod", "inspect", "--format", "{{.Name}} {{.Id}} {{.NumContainers}}", "fmt")) == \
+        f"fmt {pid} 2\n"
+    assert json.loads(ok(varpod("pod", "inspect", "-f", "json", "fmt")))["Id"] == pid  # one pod: an object
+    refused(varpod("pod", "inspect", "--format", "{{.Nope}}", "fmt"), b"can't evaluate field Nope")
 
 
 def test_network_ls_formats(net_daemon):
@@ -167,6 +171,10 @@ def test_network_ls_formats(net_daemon):
         assert [n["name"] for n in listed] == names
         refused(varpod("network", "ls", "--format", "{{.Nope}}"), b"can't evaluate field Nope")
         refused(varpod("network", "ls", "--format", "{{if}}"), b"template: network ls")
+        fmt = "{{.Name}} {{.ID}} {{.Driver}} {{.Labels}} {{range .Subnets}}{{.Subnet}}{{end}}"
+        want = f"fmtnet {nid} bridge map[team:a] 10.89.7.0/24\n"  # types.Network's Go fields
+        assert ok(varpod("network", "inspect", "--format", fmt, "fmtnet")) == want
+        assert ok(varpod("inspect", "--type", "network", "--format", fmt, "fmtnet")) == want
     finally:
         ok(varpod("network", "rm", "fmtnet"))
 

@@ -81,6 +81,11 @@ def test_images_table_json_and_quiet(image_env, iclient, ivarpod):
     assert inspected[0]["GraphDriver"]["Name"] == "overlay"
     missing = ivarpod("image", "inspect", "nosuch:1")
     assert missing.returncode == 125 and b"image not known" in missing.stderr
+    templated = ivarpod("image", "inspect", "--format",
+                        "{{.Id}} {{.Config.WorkingDir}} {{.GraphDriver.Name}}", image_env.ref)
+    assert (templated.returncode, templated.stdout) == (0, f"{iid} /work overlay\n".encode())
+    both = ivarpod("image", "inspect", "-f", "{{.Id}}", image_env.ref, "nosuch:1")
+    assert (both.returncode, both.stdout) == (125, f"{iid}\n".encode()) and b"image not known" in both.stderr
     assert ivarpod("image", "exists", image_env.ref).returncode == 0
     assert ivarpod("image", "exists", "nosuch:1").returncode == 1
 

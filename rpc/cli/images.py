@@ -370,16 +370,15 @@ def _names_args(p: Parser) -> None:
     p.add_argument("names", nargs="+")
 
 
+def _inspect_args(p: Parser) -> None:
+    p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Id}}'")
+    p.add_argument("names", nargs="+", metavar="IMAGE")
+
+
 def cmd_image_inspect(client: Client, a: Args) -> int:
-    found, rc = [], 0
-    for name in a.names:
-        try:
-            found.append(client.image_inspect(name))
-        except VarpodError as e:
-            print(f"Error: {e.message}", file=sys.stderr)
-            rc = EXIT_ERROR
-    out(to_json(found))
-    return rc
+    from .inspect import inspect_objects
+
+    return inspect_objects(client, a.names, "image", a.format)
 
 
 def _exists_args(p: Parser) -> None:
@@ -479,7 +478,7 @@ COMMANDS = {
     "untag": (_untag_args, cmd_untag),
     "rmi": (_rmi_args, cmd_rmi),
     "image prune": (_prune_args, cmd_prune),
-    "image inspect": (_names_args, cmd_image_inspect),
+    "image inspect": (_inspect_args, cmd_image_inspect),
     "image exists": (_exists_args, cmd_exists),
 }
 

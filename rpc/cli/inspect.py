@@ -82,12 +82,22 @@ def inspect_objects(client: Client, names: list[str], kind: str, fmt: str | None
         from .template import parse_report, podman_shaped
 
         tmpl, _ = parse_report(fmt, "inspect")
-        sys.stdout.write(tmpl.execute([podman_shaped(obj) for obj in objects]))
+        sys.stdout.write(tmpl.execute([_template_value(k, obj, podman_shaped) for k, obj in found]))
     for i in range(len(names)):
         if not results[i][0]:
             error(results[i][1])
             rc = EXIT_ERROR
     return rc
+
+
+def _template_value(kind: str, obj: Any, shaped: Any) -> Any:
+    """What a template sees: podman's inspect JSON by its Go names, except a network's,
+    whose JSON keys (``name``, ``subnets``) are json tags of types.Network's Go fields."""
+    if kind == "network":
+        from .networks import network_inspect_view
+
+        return network_inspect_view(obj)
+    return shaped(obj)
 
 
 def _methods(kind: str) -> list[tuple[str, Any]]:

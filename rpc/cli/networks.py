@@ -103,6 +103,15 @@ def cmd_ls(client: Client, a: Args) -> int:
     return 0
 
 
+def network_inspect_view(n: dict) -> Any:
+    """A network as podman's network inspect templates see it: types.Network itself (the
+    full ID, labels as a map)."""
+    from .govalues import GoMap, View
+
+    ls = network_view(n, True)
+    return View(n, {**ls.fields, "Labels": GoMap(n["labels"])}, "types.Network")
+
+
 def network_view(n: dict, no_trunc: bool) -> Any:
     """A network as podman's network ls templates see it: types.Network's fields by their Go
     names, and ListPrintReports' ``.ID`` (truncated) and ``.Labels`` (``k=v,...``)."""
@@ -127,16 +136,15 @@ def _names_args(p: Parser) -> None:
     p.add_argument("names", nargs="+")
 
 
+def _inspect_args(p: Parser) -> None:
+    p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Subnets}}'")
+    p.add_argument("names", nargs="+", metavar="NETWORK")
+
+
 def cmd_inspect(client: Client, a: Args) -> int:
-    found, rc = [], 0
-    for name in a.names:
-        try:
-            found.append(client.network_inspect(name))
-        except VarpodError as e:
-            print(f"Error: {e.message}", file=sys.stderr)
-            rc = EXIT_ERROR
-    out(to_json(found))
-    return rc
+    from .inspect import inspect_objects
+
+    return inspect_objects(client, a.names, "network", a.format)
 
 
 def _rm_args(p: Parser) -> None:
@@ -265,7 +273,7 @@ def _mapping(p: dict) -> str:
 COMMANDS = {
     "network create": (_create_args, cmd_create),
     "network ls": (_ls_args, cmd_ls),
-    "network inspect": (_names_args, cmd_inspect),
+    "network inspect": (_inspect_args, cmd_inspect),
     "network rm": (_rm_args, cmd_rm),
     "network prune": (_prune_args, cmd_prune),
     "network connect": (_connect_args, cmd_connect),

@@ -194,7 +194,16 @@ def pod_view(p: dict, no_trunc: bool, *, now: float) -> Any:
     }, "pods.ListPodReporter")
 
 
+def _inspect_args(p: Parser) -> None:
+    p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Name}}'")
+    p.add_argument("names", nargs="+", metavar="POD")
+
+
 def cmd_inspect(client: Client, a: Args) -> int:
+    if a.format is not None and a.format.strip() and not is_json(a.format):
+        from .inspect import inspect_objects
+
+        return inspect_objects(client, a.names, "pod", a.format)
     found, rc = [], 0
     for name in a.names:
         try:
@@ -237,7 +246,7 @@ COMMANDS = {
     "pod restart": (_stop_args, cmd_restart),
     "pod rm": (_rm_args, cmd_rm),
     "pod ps": (_ps_args, cmd_ps),
-    "pod inspect": (_names, cmd_inspect),
+    "pod inspect": (_inspect_args, cmd_inspect),
     "pod exists": (_one, cmd_exists),
     "pod stats": (_stats_args, cmd_stats),
     "pod top": (_top_args, cmd_top),
