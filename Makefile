@@ -90,7 +90,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 # Every figure of the README's performance section, from a fresh clone: the tables
-# go to the terminal, one JSON object per benchmark to $(BENCH_OUT)/. About 40 min.
+# go to the terminal, one JSON object per benchmark to $(BENCH_OUT)/. About 45 min.
 BENCH_OUT ?= bench-results
 bench: setup
 	mkdir -p $(BENCH_OUT)
