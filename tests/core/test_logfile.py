@@ -253,10 +253,8 @@ def _writer(path: str, impl, **kw) -> LogWriter:
     return w
 
 
-def test_pump_from_a_pipe_keeps_every_byte(tmp_path, pump_impl):
-    path = str(tmp_path / "ctr.log")
-    w = _writer(path, pump_impl)
-    data = os.urandom(3 << 20) + b"tail without newline"
+def pump_through_a_pipe(w: LogWriter, data: bytes, stream: int = 1, *, fifo: bool = True) -> None:
+    """``data`` written into a pipe by a thread, 64 KiB at a time, pumped into ``w`` to EOF."""
     r, wr = os.pipe()
 
     def produce():
@@ -267,16 +265,25 @@ def test_pump_from_a_pipe_keeps_every_byte(tmp_path, pump_impl):
         os.close(wr)
 
     producer = threading.Thread(target=produce)
-    before = time.time_ns()
     producer.start()
     try:
         rounds = 0
-        while not w.pump_from(r, 2, 1 << 20):
+        while not w.pump_from(r, stream, 1 << 20, fifo=fifo):
             rounds += 1
             assert rounds < 100_000
         producer.join()
     finally:
         os.close(r)
+
+
+def test_pump_from_a_pipe_keeps_every_byte(tmp_path, pump_impl):
+    path = str(tmp_path / "ctr.log")
+    w = _writer(path, pump_impl)
+    data = os.urandom(3 << 20) + b"tail without newline"
+    before = time.time_ns()
+    try:
+        pump_through_a_pipe(w, data, 2, fifo=False)
+    finally:
         w.close()
     after = time.time_ns()
     records = read_all(path)
@@ -495,26 +502,6 @@ def ext4_dir(tmp_path):
     if kind.strip() != "ext2/ext3":  # what stat calls ext4 too
         pytest.skip(f"log space is reserved on ext4 only; {tmp_path} is {kind.strip()}")
     return tmp_path
-
-
-def pump_through_a_pipe(w: LogWriter, data: bytes, stream: int = 1) -> None:
-    r, wr = os.pipe()
-
-    def produce():
-        view = memoryview(data)
-        while view:
-            n = os.write(wr, view[: 1 << 16])
-            view = view[n:]
-        os.close(wr)
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    try:
-        while not w.pump_from(r, stream, 1 << 20, fifo=True):
-            pass
-        producer.join()
-    finally:
-        os.close(r)
 
 
 def test_reserved_space_leaves_the_size_alone_and_goes_at_finish(ext4_dir, pump_impl):
