@@ -10,6 +10,7 @@ from ..api import API
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from ..client import Client
@@ -270,6 +271,16 @@ def render(fmt: str | None, rows: list[Any], columns: list[tuple[str, Any]], *,
 
     views = [view(r) for r in rows] if view is not None else rows
     sys.stdout.write(render_template(fmt, views, name=name, headers=headers, noheading=noheading))
+
+
+def field_cell(name: str) -> Callable[[Any], str]:
+    """A default table's cell built from the row's template view: the field a template
+    names, a view's computed one first (the table and ``{{.Name}}`` show the same text)."""
+    def cell(v: Any) -> str:
+        fields = getattr(v, "fields", {})
+        return str(fields[name] if name in fields else v[name])
+
+    return cell
 
 
 def yamlish(value: Any, indent: int = 0) -> str:

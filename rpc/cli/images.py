@@ -366,10 +366,6 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def _names_args(p: Parser) -> None:
-    p.add_argument("names", nargs="+")
-
-
 def _inspect_args(p: Parser) -> None:
     p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Id}}'")
     p.add_argument("names", nargs="+", metavar="IMAGE")

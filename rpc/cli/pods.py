@@ -8,7 +8,7 @@ import time
 
 from ...core.errors import NoSuchPod, VarpodError
 from ..fastargs import REMAINDER
-from .common import EXIT_ERROR, CLIError, ago, is_json, out, pairs, render, to_json
+from .common import EXIT_ERROR, CLIError, ago, field_cell, is_json, out, pairs, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -150,17 +150,14 @@ def cmd_ps(client: Client, a: Args) -> int:
     now = time.time()
     views = [pod_view(p, a.no_trunc, now=now) for p in pods]
 
-    def field(name: str) -> Callable[[Any], str]:
-        return lambda v: str(v.fields[name] if name in v.fields else v[name])
-
-    columns = [("POD ID", field("ID")), ("NAME", field("Name")), ("STATUS", field("Status")),
-               ("CREATED", field("Created")), ("INFRA ID", field("InfraID"))]
+    columns = [("POD ID", field_cell("ID")), ("NAME", field_cell("Name")), ("STATUS", field_cell("Status")),
+               ("CREATED", field_cell("Created")), ("INFRA ID", field_cell("InfraID"))]
     # podman's default row: the containers' columns asked for, else their number
     asked = [(flag, header, name) for flag, header, name in (
         (a.ctr_ids, "IDS", "ContainerIds"), (a.ctr_names, "NAMES", "ContainerNames"),
         (a.ctr_status, "STATUS", "ContainerStatuses")) if flag]
-    columns += [(header, field(name)) for _, header, name in asked] or \
-        [("# OF CONTAINERS", field("NumberOfContainers"))]
+    columns += [(header, field_cell(name)) for _, header, name in asked] or \
+        [("# OF CONTAINERS", field_cell("NumberOfContainers"))]
     render(a.format, views, columns, headers=PS_HEADERS, name="pod ps", noheading=a.noheading)
     return 0
 

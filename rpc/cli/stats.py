@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..fastargs import REMAINDER
-from .common import is_json, out, render, to_json
+from .common import field_cell, is_json, out, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -146,15 +146,6 @@ def container_view(s: dict, trunc: bool) -> Any:
     }, "containers.containerStats")
 
 
-def _field(name: str) -> Callable[[Any], str]:
-    """A default table's cell: the field a template names (a view's computed one first)."""
-    def cell(v: Any) -> str:
-        fields = getattr(v, "fields", {})
-        return str(fields[name] if name in fields else v[name])
-
-    return cell
-
-
 # podman's default tables: (header, field)
 CONTAINER_TABLE = (("ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
                    ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"), ("NET IO", "NetIO"),
@@ -211,7 +202,7 @@ def container_text(a: Args) -> Callable[[list[dict]], str]:
         if _wants_json(a):
             return container_json(stats, trunc) + "\n"
         views = [container_view(s, trunc) for s in stats]
-        columns = [(header, _field(name)) for header, name in CONTAINER_TABLE]
+        columns = [(header, field_cell(name)) for header, name in CONTAINER_TABLE]
         return _captured(lambda: render(a.format, views, columns, headers=HEADERS, name="stats"))
 
     return text
@@ -224,7 +215,7 @@ def pod_text(a: Args) -> Callable[[list[dict]], str]:
         rows = pod_rows(stats, trunc)
         if _wants_json(a):
             return to_json(rows) + "\n"
-        columns = [(header, _field(name)) for header, name in POD_TABLE]
+        columns = [(header, field_cell(name)) for header, name in POD_TABLE]
         if a.format is None or a.format.strip() in ("", "table"):
             # podman's default pod stats table says "--" in every column when nothing runs
             rows = rows or [dict.fromkeys((name for _, name in POD_TABLE), "--")]
