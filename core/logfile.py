@@ -161,7 +161,9 @@ class LogWriter:
         # was killed (blocks past the end stay until a truncate): given back by _release.
         self._reserved = good
         self._beyond_end = _blocks_beyond_end(self.fd, good)
-        self._reserve = _reserver(self.fd)
+        # Looked up once the log reaches RESERVE_FROM: most logs (an exec's) never do.
+        self._reserve: Callable[[int, int, int], None] | None = None
+        self._reserve_known = False
         self._followers: set[Callable[[], None]] = set()
         from .. import native  # here, not at import: log readers (the CLI) never need it
 
@@ -197,7 +199,11 @@ class LogWriter:
     def _reserve_ahead(self) -> None:
         """Allocate room ahead once less than half the room the log's size calls for is left."""
         size = self.size
-        if size < RESERVE_FROM or self._reserve is None:
+        if size < RESERVE_FROM:
+            return
+        if not self._reserve_known:
+            self._reserve, self._reserve_known = _reserver(self.fd), True
+        if self._reserve is None:
             return
         ahead = min(size, RESERVE_MAX)
         if self.size_max:
