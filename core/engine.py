@@ -61,6 +61,7 @@ from .tasks import Tasks
 log = logging.getLogger("varpod.engine")
 
 KILL_GRACE = 10.0  # seconds to wait for SIGKILL to take effect before StopTimeout
+KILL_FIRST = 1.0  # seconds a SIGKILLed init has to die before every process of it is killed
 CONSOLE_TIMEOUT = 10.0  # seconds for the runtime to hand over a TTY's master
 CREATING_GRACE = 10.0  # seconds a restarted daemon waits for runtime creates it inherited
 QUICK_RUN_NS = 10 * 10**9  # runs shorter than this count towards restart backoff
@@ -537,7 +538,8 @@ class Engine:
             sig = signal.SIGKILL if timeout == 0 else rec.config.stop_signal
             await self._signal(rec, run, sig)
         # The lock is released while we wait, so inspect, list and kill proceed (podman#8501).
-        if not await _wait_done(run.exited, timeout):
+        # After a SIGKILL, --all is for an init that outlives it, not the first resort.
+        if not await _wait_done(run.exited, KILL_FIRST if sig == signal.SIGKILL else timeout):
             async with self._locks.hold(cid):
                 await self._signal(rec, run, signal.SIGKILL, all=True)
             if not await _wait_done(run.exited, KILL_GRACE):
@@ -546,12 +548,19 @@ class Engine:
         self._emit(rec, "stop")
         return rec
 
-    async def _signal(self, rec: ContainerRecord, run: Run, sig: int, *, all: bool = False) -> None:
+    async def _signal(self, rec: ContainerRecord, run: Run | None, sig: int, *,
+                      all: bool = False) -> None:
+        """What ``runc kill`` would do: to the init through our pidfd when we watch it and
+        that is all runc would do (one signal, not ``--all``; not paused, where runc thaws
+        for SIGKILL), else through the runtime. A pod's teardown spawned a runc per member."""
+        if (run is not None and not all and rec.state.state is not State.PAUSED
+                and self._monitor.signal(run.pid, int(sig))):
+            return
         runtime = self._runtimes.get(rec.config.runtime)
         try:
             await runtime.kill(rec.id, int(sig), self._runtime_log(rec.id), all=all)
         except RuntimeFailed:
-            if not run.exited.done() and alive(run.pid):
+            if run is None or (not run.exited.done() and alive(run.pid)):
                 raise  # a real failure, not the race with an exit
 
     async def _settled(self, cid: str, run: Run) -> ContainerRecord:
@@ -571,13 +580,7 @@ class Engine:
             rec = self._store.get(cid)
             self._refuse(rec, Action.KILL)
             self.parts.check(rec, Action.KILL)
-            run = self._live_of(cid).run
-            runtime = self._runtimes.get(rec.config.runtime)
-            try:
-                await runtime.kill(cid, number, self._runtime_log(cid))
-            except RuntimeFailed:
-                if run is None or not (run.exited.done() or not alive(run.pid)):
-                    raise
+            await self._signal(rec, self._live_of(cid).run, number)
             rec = self._save(rec.with_state(stopped_by_user=True))
             self._emit(rec, "kill", signal=number)
         return rec
@@ -698,8 +701,8 @@ class Engine:
         rec = self._store.get(cid)
         if rec.config.tty and rec.state.state is State.RUNNING:
             try:
-                await self._runtimes.get(rec.config.runtime).kill(cid, int(signal.SIGWINCH),
-                                                                  self._runtime_log(cid))
+                live = self._live.get(cid)
+                await self._signal(rec, live.run if live else None, signal.SIGWINCH)
             except RuntimeFailed as e:
                 log.debug("SIGWINCH to %s: %s", rec.name, e)
 

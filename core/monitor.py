@@ -73,6 +73,7 @@ class Monitor:
         self._loop = asyncio.get_running_loop()
         # pid -> future resolved with its ExitInfo; guarded by running on the loop thread.
         self._watched: dict[int, asyncio.Future[ExitInfo]] = {}
+        self._pidfds: dict[int, int] = {}  # pid -> its pidfd, while watched
         # Launches in flight may re-parent a container init to us before its
         # pidfile is read; orphan reaping waits until none are in flight.
         self._launches = 0
@@ -93,11 +94,23 @@ class Monitor:
             fut.set_result(ExitInfo(None, 0, time.time_ns()))
             return fut
         self._watched[pid] = fut
+        self._pidfds[pid] = pidfd
         self._loop.add_reader(pidfd, self._on_pidfd, pid, pidfd)
         return fut
 
     def is_watched(self, pid: int) -> bool:
         return pid in self._watched
+
+    def signal(self, pid: int, sig: int) -> bool:
+        """Signal a watched process through its pidfd: no runtime spawn, and the pidfd
+        cannot name a reused pid. True when sent or the process is already gone, False
+        when ``pid`` is not watched (the caller asks the runtime instead)."""
+        pidfd = self._pidfds.get(pid)
+        if pidfd is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(pidfd, sig)
+        return True
 
     def _on_pidfd(self, pid: int, pidfd: int) -> None:
         try:
@@ -112,6 +125,7 @@ class Monitor:
                 return
             exit_info = status_from_siginfo(info)
         self._loop.remove_reader(pidfd)
+        self._pidfds.pop(pid, None)
         os.close(pidfd)
         fut = self._watched.pop(pid, None)
         if fut is not None and not fut.done():

@@ -74,6 +74,40 @@ def test_killed_by_a_signal_exits_128_plus_signal(client, rootfs):
     assert client.wait(c.id).exit_code == 128 + 9
 
 
+def test_signals_go_through_the_pidfd_not_a_runtime_spawn(fresh_daemon, tmp_path, rootfs):
+    """kill and stop of a watched container reach its init through the daemon's pidfd; only
+    stop's escalation to every process of the container (``kill --all``) asks the runtime."""
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "logged-runc"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec runc "$@"\n')
+    wrapper.chmod(0o755)
+    config = tmp_path / "varpod.toml"
+    config.write_text(f'default_runtime = "logged"\n[runtimes]\nlogged = ["{wrapper}"]\n')
+    fresh_daemon.config = str(config)
+    fresh_daemon.start()
+
+    def kills() -> list[str]:
+        return [line for line in calls.read_text().splitlines() if " json kill " in line]
+
+    with fresh_daemon.client() as client:
+        killed = client.create(rootfs, ["/bin/sleep", "1000"])
+        client.start(killed.id)
+        client.kill(killed.id, "SIGKILL")
+        assert client.wait(killed.id).exit_code == 128 + 9
+        stopped = client.create(rootfs, ["/bin/sleep", "1000"])
+        client.start(stopped.id)
+        assert client.stop(stopped.id, timeout=0).state == "exited"
+        assert kills() == []
+
+        # pid 1 of its namespace, sleep ignores SIGTERM: stop escalates after its timeout
+        deaf = client.create(rootfs, ["/bin/sleep", "1000"])
+        client.start(deaf.id)
+        assert client.stop(deaf.id, timeout=1).state == "exited"
+        assert [f"kill --all {deaf.id} 9" in line for line in kills()] == [True]
+        for c in (killed, stopped, deaf):
+            client.remove(c.id)
+
+
 def test_full_state_walk(client, rootfs):
     c = client.create(rootfs, ["/bin/sleep", "1000"], name="walk")
     assert client.inspect("walk").State.Status == "configured"
