@@ -479,12 +479,15 @@ class Engine:
         return rec
 
     async def _cleanup_locked(self, rec: ContainerRecord) -> ContainerRecord:
+        """After the init's death: the runtime's delete and the parts' ``exited`` overlap."""
         runtime = self._runtimes.get(rec.config.runtime)
-        try:
-            await runtime.delete(rec.id, self._runtime_log(rec.id), force=True)
-        except RuntimeFailed as e:
-            log.error("cleanup of %s failed: %s", rec.id, e)
-            return self._save(rec.with_state(error=e.message))
+        deleted, _ = await asyncio.gather(runtime.delete(rec.id, self._runtime_log(rec.id), force=True),
+                                          self.parts.exited(rec), return_exceptions=True)
+        if isinstance(deleted, RuntimeFailed):
+            log.error("cleanup of %s failed: %s", rec.id, deleted)
+            return self._save(rec.with_state(error=deleted.message))
+        if isinstance(deleted, BaseException):
+            raise deleted
         await self.parts.release(rec)
         rec = self._save(rec.with_state(state=next_state(rec.state.state, Action.CLEANUP)))
         self._emit(rec, "cleanup")

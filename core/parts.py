@@ -9,6 +9,9 @@ logic itself: it calls every part, in the order the daemon composed them.
               part, take what it needs (a volume, an image reference), fill in the config
     prepare   before the runtime creates the container: mount, set up, and say through
               ``Launch`` what the OCI spec needs (mounts, namespaces to join, edits)
+    exited    the container's init has died and the runtime is deleting the container
+              meanwhile: give back what needs no more than that (a network namespace's
+              endpoints), so the two overlap; ``release`` follows once the runtime is done
     release   the runtime's container is gone (its exit was cleaned up, a launch failed,
               or it is being removed): give back what ``prepare`` took
     discard   the container is gone for good (or its create failed): give back what
@@ -75,6 +78,9 @@ class Part:
     async def prepare(self, rec: ContainerRecord, launch: Launch) -> None:
         pass
 
+    async def exited(self, rec: ContainerRecord) -> None:
+        pass
+
     async def release(self, rec: ContainerRecord) -> None:
         pass
 
@@ -117,6 +123,10 @@ class Parts:
             for part in reversed(done):
                 await _quietly(part.release(rec), part, rec.id)
             raise
+
+    async def exited(self, rec: ContainerRecord) -> None:
+        for part in reversed(self.parts):
+            await _quietly(part.exited(rec), part, rec.id)
 
     async def release(self, rec: ContainerRecord) -> None:
         for part in reversed(self.parts):

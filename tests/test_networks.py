@@ -655,6 +655,36 @@ def test_a_failed_start_leaves_nothing(nc, net_daemon, rootfs):
     assert_clean(net_daemon)
 
 
+def test_a_dead_containers_network_goes_while_the_runtime_deletes_it(fresh_net_daemon, tmp_path,
+                                                                      rootfs):
+    """The CNI DEL of an exited container overlaps the runtime's delete: a runtime whose
+    delete waits for the container's network namespace to go sees it go."""
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "slow-delete-runc"
+    netns_dir = os.path.join(fresh_net_daemon.run_root, "netns")
+    wrapper.write_text(f"""#!/bin/sh
+case " $* " in *" json delete "*)
+    for cid; do :; done
+    for i in $(seq 100); do [ -e {netns_dir}/$cid ] || break; sleep 0.05; done
+    if [ -e {netns_dir}/$cid ]; then echo waited >> {seen}; else echo gone >> {seen}; fi;;
+esac
+exec runc "$@"
+""")
+    wrapper.chmod(0o755)
+    config = tmp_path / "varpod.toml"
+    config.write_text(f'default_runtime = "slow"\n[runtimes]\nslow = ["{wrapper}"]\n')
+    fresh_net_daemon.config = str(config)
+    d = fresh_net_daemon.start()
+    with d.client() as c:
+        cid, code, _ = run(c, rootfs, ["/bin/true"], network="bridge")
+        deadline = time.monotonic() + 30
+        while not seen.exists() and time.monotonic() < deadline:  # the exit's clean-up
+            time.sleep(0.05)
+        assert code == 0 and seen.read_text() == "gone\n"
+        c.remove(cid)
+    assert_clean(d)
+
+
 def _free_ip(c, net: str) -> str:
     subnet = c.network_inspect(net).subnets[0].subnet
     return subnet.rsplit(".", 1)[0] + ".200"

@@ -154,6 +154,10 @@ class NetworkPart(Part):
         return etcfiles.mounts(bundle, rootfs, owned=owned, read_only=rec.config.read_only,
                                names=names, source_dir=source_dir)
 
+    async def exited(self, rec: ContainerRecord) -> None:
+        # The DEL (a veth's deletion waits on RCU grace periods) overlaps the runtime's delete.
+        await self.networks.teardown(rec.id)
+
     async def release(self, rec: ContainerRecord) -> None:
         await self.networks.teardown(rec.id)
 

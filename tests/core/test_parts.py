@@ -32,6 +32,9 @@ class Recording(Part):
         self._note("prepare")
         launch.mounts.append({"destination": f"/{self.name}"})
 
+    async def exited(self, rec):
+        self._note("exited")
+
     async def release(self, rec):
         self._note("release")
 
@@ -75,6 +78,13 @@ async def test_release_goes_on_past_a_part_that_fails():
     parts = Parts([Recording("a", calls), Recording("b", calls, fail="release")])
     await parts.release(ContainerRecord(_config(), ContainerState()))
     assert calls == [("b", "release"), ("a", "release")]
+
+
+async def test_exited_runs_in_reverse_and_past_a_part_that_fails():
+    calls: list[tuple[str, str]] = []
+    parts = Parts([Recording("a", calls), Recording("b", calls, fail="exited")])
+    await parts.exited(ContainerRecord(_config(), ContainerState()))
+    assert calls == [("b", "exited"), ("a", "exited")]
 
 
 def test_launch_adds_mounts_joins_namespaces_and_applies_edits_last():
