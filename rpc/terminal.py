@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 CONTROL = 3
 READ_SIZE = 64 << 10  # under glibc's mmap threshold: a 1 MiB read mmaps and unmaps every time
+OUT_PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # fcntl's names cost an import
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -123,6 +125,8 @@ class SessionRelay:
         try:
             if self.tty:
                 self._resize()
+            else:
+                grow_output_pipes()
             return self._loop(wake_r)
         finally:
             for s, h in old_handlers.items():
@@ -284,6 +288,23 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def grow_output_pipes() -> None:
+    """Stdout and stderr, where they are pipes, hold 1 MiB instead of 64 KiB: a long
+    stream then moves in 1 MiB batches between this process and its reader, not 16 pages
+    and a wake-up at a time (attach of 1 GiB into a pipe: ~0.85 -> ~1.8 GB/s here). Never
+    shrinks a pipe; a refusal (the user's pipe-buffer quota) leaves it as it was."""
+    import fcntl
+    import stat
+
+    for fd in (1, 2):
+        try:
+            if (stat.S_ISFIFO(os.fstat(fd).st_mode)
+                    and fcntl.fcntl(fd, F_GETPIPE_SZ) < OUT_PIPE_SIZE):
+                fcntl.fcntl(fd, F_SETPIPE_SZ, OUT_PIPE_SIZE)
+        except OSError:
+            pass
+
+
 def stdin_is_tty() -> bool:
     return sys.stdin is not None and os.isatty(0)
 
@@ -309,6 +330,7 @@ def pump_stream(sock_fd: int, initial: bytes, *, records: bool,
     from .. import native
 
     demuxer = native.Demuxer(native.MODE_RECORDS if records else native.MODE_FRAMES)
+    grow_output_pipes()
     initial = value
     while True:
         status, payload = native.demux_from(demuxer, sock_fd, 1, 2, initial)

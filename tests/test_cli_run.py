@@ -3,6 +3,7 @@ client, --rm as the daemon's, paths of the client, pipes that close early, exit 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -137,6 +138,24 @@ def test_a_closed_output_ends_the_command_quietly(daemon, client, rootfs):
                        env=env, capture_output=True, timeout=60)
     assert (r.stdout, r.stderr) == (b"tick\ntick\nstatus 141\n", b"")
     assert client.inspect("ticker").State.Status == "running"
+
+
+def test_a_long_stream_grows_the_output_pipes_and_keeps_every_byte(daemon, rootfs):
+    """Output into pipes: the CLI grows them to 1 MiB (1 GiB of attach: ~2x the rate here);
+    stdout and stderr stay apart and whole."""
+    env = {**os.environ, "VARPOD_SOCKET": daemon.socket}
+    script = "head -c 3000000 /dev/zero; head -c 5000 /dev/zero >&2"
+    with subprocess.Popen([sys.executable, "-m", "varpod.rpc.cli", "run", "--rm", "--rootfs", rootfs,
+                           "/bin/sh", "-c", script],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        got = 0
+        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+            assert chunk.count(0) == len(chunk)
+            got += len(chunk)
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) == 0
+        sizes = [fcntl.fcntl(f, fcntl.F_GETPIPE_SZ) for f in (proc.stdout, proc.stderr)]
+    assert (sizes, got, err) == ([1 << 20, 1 << 20], 3000000, b"\0" * 5000)
 
 
 def test_exit_codes_are_podmans(varpod, client, rootfs):
