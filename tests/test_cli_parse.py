@@ -464,3 +464,32 @@ def test_a_group_verb_reads_as_the_command_it_stands_for():
     assert cli.command(cli.command_name(a)) == cli.command("ps")
     assert (a.all, a.format) == (True, "json")
     assert check_agrees(["--socket", "/s", "container", "rm", "-f", "a", "b"]) is not None
+
+
+EXIT_PROBE = """
+import sys
+from varpod.rpc import cli
+
+def command(client, a):
+    sys.stdout.write("x" * 1_000_000)  # more than any buffer: it must all be flushed
+    sys.stderr.write("to stderr")
+    return 3
+
+cli._run = lambda run, a, log: command(None, a)
+if sys.argv[1] == "in-process":
+    sys.stdout.write(f"main returned {cli.main(['ps'])}")
+else:
+    sys.argv = ["varpod", "ps"]
+    cli.main()
+    sys.stdout.write("not reached: the command's process ends in main")
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "in-process"])
+def test_the_cli_ends_its_process_with_its_output_whole(how):
+    # As the varpod script, main ends the process itself (os._exit: no interpreter teardown,
+    # ~4.5 ms a command); called with an argv, it returns to its caller.
+    r = subprocess.run([sys.executable, "-c", EXIT_PROBE, how], capture_output=True, timeout=60)
+    tail = b"main returned 3" if how == "in-process" else b""
+    assert (r.returncode, r.stdout, r.stderr) == (0 if tail else 3, b"x" * 1_000_000 + tail,
+                                                  b"to stderr")

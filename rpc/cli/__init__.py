@@ -273,6 +273,7 @@ def _command_of(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    whole_process = argv is None  # the varpod script, not a caller that goes on after us
     argv = sys.argv[1:] if argv is None else argv
     a = parse_args(argv)
     run = command(command_name(a))[1]
@@ -300,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
     except BrokenPipeError:
         _die_of_sigpipe()
+    if whole_process and a.cmd != "serve" and isinstance(rc, int):
+        # Nothing outlives the command but its output, flushed: the interpreter's teardown
+        # of modules and objects cost every command ~4.5 ms (a sixth of `ps`).
+        sys.stderr.flush()
+        os._exit(rc)
     return rc
 
 
