@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     if whole_process and a.cmd != "serve" and isinstance(rc, int):
         # Nothing outlives the command but its output, flushed: the interpreter's teardown
         # of modules and objects cost every command ~4.5 ms (a sixth of `ps`).
-        sys.stderr.flush()
+        try:
+            if sys.stderr is not None:  # None: started with fd 2 closed
+                sys.stderr.flush()
+        except OSError:  # nobody reads it any more: as at the interpreter's own exit
+            pass
         os._exit(rc)
     return rc
 
