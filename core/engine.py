@@ -555,7 +555,8 @@ class Engine:
                       all: bool = False) -> None:
         """What ``runc kill`` would do: to the init through our pidfd when we watch it and
         that is all runc would do (one signal, not ``--all``; not paused, where runc thaws
-        for SIGKILL), else through the runtime. A pod's teardown spawned a runc per member."""
+        for SIGKILL), else through the runtime, whose spawn per signal made a pod's
+        teardown start a runc for every member."""
         if (run is not None and not all and rec.state.state is not State.PAUSED
                 and self._monitor.signal(run.pid, int(sig))):
             return

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 CONTROL = 3
 READ_SIZE = 64 << 10  # under glibc's mmap threshold: a 1 MiB read mmaps and unmaps every time
 OUT_PIPE_SIZE = 1 << 20  # the default /proc/sys/fs/pipe-max-size
-F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # fcntl's names cost an import
 _IN = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -299,8 +298,8 @@ def grow_output_pipes() -> None:
     for fd in (1, 2):
         try:
             if (stat.S_ISFIFO(os.fstat(fd).st_mode)
-                    and fcntl.fcntl(fd, F_GETPIPE_SZ) < OUT_PIPE_SIZE):
-                fcntl.fcntl(fd, F_SETPIPE_SZ, OUT_PIPE_SIZE)
+                    and fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) < OUT_PIPE_SIZE):
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, OUT_PIPE_SIZE)
         except OSError:
             pass
 
