@@ -27,7 +27,10 @@ from .logfile import STDERR, STDOUT, LogWriter
 log = logging.getLogger("varpod.stdio")
 
 PIPE_SIZE = 1 << 20
-READ_BUDGET = 16 << 20  # bytes per wake-up before yielding to other work
+# Bytes per wake-up before yielding: 1, one record (what the pipe holds, up to 1 MiB). A
+# pump that looked again at once found the writer refilling the pipe and spun on its lock;
+# the event loop wakes it again while anything is there. drain_now takes everything.
+READ_BUDGET = 1
 
 
 def make_fifo(path: str) -> None:
