@@ -27,10 +27,13 @@ from .logfile import STDERR, STDOUT, LogWriter
 log = logging.getLogger("varpod.stdio")
 
 PIPE_SIZE = 1 << 20
-# Bytes per wake-up before yielding: 1, one record (what the pipe holds, up to 1 MiB). A
-# pump that looked again at once found the writer refilling the pipe and spun on its lock;
-# the event loop wakes it again while anything is there. drain_now takes everything.
-READ_BUDGET = 1
+READ_BUDGET = 16 << 20  # bytes per wake-up before yielding to other work
+# A record this large says the writer copies large pieces into the pipe, holding its lock
+# meanwhile: looking again at once would find it refilling the pipe and spin on the lock
+# (15 % of the daemon's CPU attaching dd bs=64k). So after such a record the pump waits
+# for the next wake-up; after small ones it gathers on, as one wake-up per small write
+# would cost more than it saves (1,000,000 lines followed: 13 % slower).
+BULK_RECORD = 32 << 10
 
 
 def make_fifo(path: str) -> None:
@@ -72,7 +75,10 @@ class OutputPump:
             return True
 
     def _readable(self) -> None:
-        eof = self._pump(READ_BUDGET)
+        before = self.log.size
+        eof = self._pump(1)  # one record
+        if not eof and 0 < self.log.size - before < BULK_RECORD:
+            eof = self._pump(READ_BUDGET)
         self.log.notify()
         if eof:
             self.stop()
