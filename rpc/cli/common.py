@@ -273,6 +273,15 @@ def render(fmt: str | None, rows: list[Any], columns: list[tuple[str, Any]], *,
     sys.stdout.write(render_template(fmt, views, name=name, headers=headers, noheading=noheading))
 
 
+def inspect_args(metavar: str, example: str) -> Callable[[Any], None]:
+    """The declaration of ``KIND inspect [-f FORMAT] NAME...`` (images, networks, pods)."""
+    def declare(p: Any) -> None:
+        p.add_argument("-f", "--format", help=f"json (default) or a Go template such as '{example}'")
+        p.add_argument("names", nargs="+", metavar=metavar)
+
+    return declare
+
+
 def field_cell(name: str) -> Callable[[Any], str]:
     """A default table's cell built from the row's template view: the field a template
     names, a view's computed one first (the table and ``{{.Name}}`` show the same text)."""

@@ -15,7 +15,7 @@ import os
 import sys
 
 from ...core.errors import VarpodError
-from .common import EXIT_ERROR, ago, is_json, out, render, to_json
+from .common import EXIT_ERROR, ago, inspect_args, is_json, out, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -366,11 +366,6 @@ def human_size(n: int) -> str:
     return f"{n} B"
 
 
-def _inspect_args(p: Parser) -> None:
-    p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Id}}'")
-    p.add_argument("names", nargs="+", metavar="IMAGE")
-
-
 def cmd_image_inspect(client: Client, a: Args) -> int:
     from .inspect import inspect_objects
 
@@ -474,7 +469,7 @@ COMMANDS = {
     "untag": (_untag_args, cmd_untag),
     "rmi": (_rmi_args, cmd_rmi),
     "image prune": (_prune_args, cmd_prune),
-    "image inspect": (_inspect_args, cmd_image_inspect),
+    "image inspect": (inspect_args("IMAGE", "{{.Id}}"), cmd_image_inspect),
     "image exists": (_exists_args, cmd_exists),
 }
 

@@ -7,7 +7,7 @@ import sys
 
 from ...core.errors import VarpodError
 from ..fastargs import REMAINDER
-from .common import EXIT_ERROR, each, is_json, out, pairs, render, to_json
+from .common import EXIT_ERROR, each, inspect_args, is_json, out, pairs, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -134,11 +134,6 @@ def network_view(n: dict, no_trunc: bool) -> Any:
 
 def _names_args(p: Parser) -> None:
     p.add_argument("names", nargs="+")
-
-
-def _inspect_args(p: Parser) -> None:
-    p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Subnets}}'")
-    p.add_argument("names", nargs="+", metavar="NETWORK")
 
 
 def cmd_inspect(client: Client, a: Args) -> int:
@@ -273,7 +268,7 @@ def _mapping(p: dict) -> str:
 COMMANDS = {
     "network create": (_create_args, cmd_create),
     "network ls": (_ls_args, cmd_ls),
-    "network inspect": (_inspect_args, cmd_inspect),
+    "network inspect": (inspect_args("NETWORK", "{{.Subnets}}"), cmd_inspect),
     "network rm": (_rm_args, cmd_rm),
     "network prune": (_prune_args, cmd_prune),
     "network connect": (_connect_args, cmd_connect),

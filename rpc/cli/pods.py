@@ -8,7 +8,7 @@ import time
 
 from ...core.errors import NoSuchPod, VarpodError
 from ..fastargs import REMAINDER
-from .common import EXIT_ERROR, CLIError, ago, field_cell, is_json, out, pairs, render, to_json
+from .common import EXIT_ERROR, CLIError, ago, field_cell, inspect_args, is_json, out, pairs, render, to_json
 
 TYPE_CHECKING = False  # from typing, which itself costs ~3 ms of CLI start-up
 if TYPE_CHECKING:
@@ -191,11 +191,6 @@ def pod_view(p: dict, no_trunc: bool, *, now: float) -> Any:
     }, "pods.ListPodReporter")
 
 
-def _inspect_args(p: Parser) -> None:
-    p.add_argument("-f", "--format", help="json (default) or a Go template such as '{{.Name}}'")
-    p.add_argument("names", nargs="+", metavar="POD")
-
-
 def cmd_inspect(client: Client, a: Args) -> int:
     if a.format is not None and a.format.strip() and not is_json(a.format):
         from .inspect import inspect_objects
@@ -243,7 +238,7 @@ COMMANDS = {
     "pod restart": (_stop_args, cmd_restart),
     "pod rm": (_rm_args, cmd_rm),
     "pod ps": (_ps_args, cmd_ps),
-    "pod inspect": (_inspect_args, cmd_inspect),
+    "pod inspect": (inspect_args("POD", "{{.Name}}"), cmd_inspect),
     "pod exists": (_one, cmd_exists),
     "pod stats": (_stats_args, cmd_stats),
     "pod top": (_top_args, cmd_top),
