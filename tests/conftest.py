@@ -72,6 +72,16 @@ class Daemon:
     def client(self, **kw) -> Client:
         return Client(self.socket, **kw)
 
+    def wrap_runtime(self, name: str, script: str) -> None:
+        """Before start: the default runtime becomes ``name``, a shell script that runs
+        ``script`` (it sees runc's arguments) and then execs runc with them."""
+        wrapper = self.base / f"{name}-runc"
+        wrapper.write_text(f'#!/bin/sh\n{script}\nexec runc "$@"\n')
+        wrapper.chmod(0o755)
+        config = self.base / "varpod.toml"
+        config.write_text(f'default_runtime = "{name}"\n[runtimes]\n{name} = ["{wrapper}"]\n')
+        self.config = str(config)
+
     def log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")

@@ -78,12 +78,7 @@ def test_signals_go_through_the_pidfd_not_a_runtime_spawn(fresh_daemon, tmp_path
     """kill and stop of a watched container reach its init through the daemon's pidfd; only
     stop's escalation to every process of the container (``kill --all``) asks the runtime."""
     calls = tmp_path / "calls"
-    wrapper = tmp_path / "logged-runc"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec runc "$@"\n')
-    wrapper.chmod(0o755)
-    config = tmp_path / "varpod.toml"
-    config.write_text(f'default_runtime = "logged"\n[runtimes]\nlogged = ["{wrapper}"]\n')
-    fresh_daemon.config = str(config)
+    fresh_daemon.wrap_runtime("logged", f'echo "$*" >> {calls}')
     fresh_daemon.start()
 
     def kills() -> list[str]:

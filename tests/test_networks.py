@@ -660,20 +660,12 @@ def test_a_dead_containers_network_goes_while_the_runtime_deletes_it(fresh_net_d
     """The CNI DEL of an exited container overlaps the runtime's delete: a runtime whose
     delete waits for the container's network namespace to go sees it go."""
     seen = tmp_path / "seen"
-    wrapper = tmp_path / "slow-delete-runc"
     netns_dir = os.path.join(fresh_net_daemon.run_root, "netns")
-    wrapper.write_text(f"""#!/bin/sh
-case " $* " in *" json delete "*)
+    fresh_net_daemon.wrap_runtime("slow", f"""case " $* " in *" json delete "*)
     for cid; do :; done
     for i in $(seq 100); do [ -e {netns_dir}/$cid ] || break; sleep 0.05; done
     if [ -e {netns_dir}/$cid ]; then echo waited >> {seen}; else echo gone >> {seen}; fi;;
-esac
-exec runc "$@"
-""")
-    wrapper.chmod(0o755)
-    config = tmp_path / "varpod.toml"
-    config.write_text(f'default_runtime = "slow"\n[runtimes]\nslow = ["{wrapper}"]\n')
-    fresh_net_daemon.config = str(config)
+esac""")
     d = fresh_net_daemon.start()
     with d.client() as c:
         cid, code, _ = run(c, rootfs, ["/bin/true"], network="bridge")
