@@ -58,7 +58,16 @@ def leftovers(d) -> dict[str, list[str]]:
 
 
 def assert_clean(d) -> None:
-    assert leftovers(d) == {"veths": [], "rules": [], "ipam": [], "netns": []}
+    clean = {"veths": [], "rules": [], "ipam": [], "netns": []}
+    left = leftovers(d)
+    # A dead container's veths go with its namespace, which the kernel frees in its own time
+    # (Networks.teardown): they go down at once, and away within moments.
+    deadline = time.monotonic() + 5
+    while left != clean and left["veths"] and time.monotonic() < deadline:
+        assert all("state DOWN" in v for v in left["veths"]), left["veths"]
+        time.sleep(0.05)
+        left = leftovers(d)
+    assert left == clean
     with d.client() as c:
         kept = {"VARPOD-MASQ-" + n.id[:12] for n in c.network_list()}
     assert set(masquerades(d)) <= kept  # a removed network's masquerade went with it
@@ -674,6 +683,45 @@ esac""")
             time.sleep(0.05)
         assert code == 0 and seen.read_text() == "gone\n"
         c.remove(cid)
+    assert_clean(d)
+
+
+def test_a_dead_containers_namespace_goes_first_unless_another_container_is_in_it(fresh_net_daemon,
+                                                                               tmp_path, rootfs):
+    """A dead container's host-side veth goes down and its namespace away before the DELs,
+    which run without one (the kernel deletes the veth); a container that joined its
+    network keeps it only until its owner is removed, which DELs with the namespace."""
+    d = fresh_net_daemon
+    wrappers, calls = tmp_path / "plugins", tmp_path / "calls"
+    wrappers.mkdir()
+    for plugin in ("bridge", "host-local", "portmap", "firewall"):
+        w = wrappers / plugin
+        w.write_text(f"""#!/bin/sh
+if [ "$CNI_COMMAND" = DEL ] && [ {plugin} = bridge ]; then
+    up=$(ip -o link show type veth up | grep -c veth)
+    echo "DEL [$CNI_NETNS] veths up: $up" >> {calls}
+fi
+exec /usr/lib/cni/{plugin}
+""")
+        w.chmod(0o755)
+    config = tmp_path / "varpod.toml"
+    config.write_text(f'[network]\nplugin_dirs = ["{wrappers}"]\n')
+    d.config = str(config)
+    d.start()
+    with d.client() as c:
+        cid, code, _ = run(c, rootfs, ["/bin/true"], network="bridge", ports=["8088:80"])
+        c.remove(cid)
+        assert code == 0 and calls.read_text() == "DEL [] veths up: 0\n"
+        assert_clean(d)
+        calls.unlink()
+        owner = serve(c, rootfs, network="bridge")
+        joiner = c.create(rootfs, ["sleep", "60"], network=f"container:{owner}").id
+        c.start(joiner)
+        c.remove(owner, force=True, timeout=0)
+        netns = os.path.join(d.run_root, "netns", owner)
+        assert calls.read_text() == f"DEL [{netns}] veths up: 1\n"
+        assert exec_out(c, joiner, ["cat", "/proc/net/dev"])[1].count("eth0") == 0
+        c.remove(joiner, force=True, timeout=0)
     assert_clean(d)
 
 

@@ -155,10 +155,24 @@ class NetnsDir:
 
 
 def _loopback_up() -> None:
+    _set_up(b"lo", True)
+
+
+def link_down(name: str) -> None:
+    """Take an interface of the calling thread's namespace down; absent counts as down."""
+    try:
+        _set_up(os.fsencode(name), False)
+    except OSError as e:
+        if e.errno != errno.ENODEV:
+            raise
+
+
+def _set_up(name: bytes, up: bool) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
-        req = struct.pack("16sH14x", b"lo", 0)
+        req = struct.pack("16sH14x", name, 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
-        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+        flags = flags | IFF_UP if up else flags & ~IFF_UP
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH14x", name, flags))
 
 
 def _settle(fut: asyncio.Future[None], error: BaseException | None) -> None:

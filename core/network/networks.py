@@ -53,7 +53,7 @@ from .checks import (
 from .cni import CNI, CNI_VERSION, DEFAULT_PLUGIN_DIRS, Attachment
 from .dns import DnsServer, Entry, find_aardvark
 from .firewall import CHAIN_PREFIX, RulesetWatch, masq_chain, touched
-from .netns import NetnsDir
+from .netns import NetnsDir, link_down
 from .ports import Reservations
 from .store import NetworkStore
 from .types import Endpoint, Masquerade, Network, Sandbox
@@ -413,18 +413,24 @@ class Networks:
         return Attachment(container_id=ep.container_id, netns=netns, ifname=ep.ifname,
                           args={"IgnoreUnknown": "1"}, runtime_config=ep.runtime_config)
 
-    async def teardown(self, cid: str) -> None:
+    async def teardown(self, cid: str, *, unused: bool = False) -> None:
         """DEL every attachment (last first), free the ports and the namespace. Idempotent.
 
         A DEL that fails keeps its endpoint marked attached, so the next teardown (a start,
         a removal, the next daemon's recovery) tries again; the error rises after the rest
         has been given back.
+
+        ``unused``: no process is left in the namespace (the container's died, none joined
+        it). The namespace then goes first and the kernel deletes its interfaces, while the
+        DELs run without one (see _drop_namespace_first).
         """
         sandbox = self.store.sandbox(cid)
         attached = [e for e in self.store.endpoints_of(cid) if e.attached]
         if sandbox is None and not attached and not self.ports.holds(cid):
             return
         netns = sandbox.netns if sandbox is not None else self.netns.path_of(cid)
+        if unused and sandbox is not None and self._drop_namespace_first(cid, attached):
+            netns = ""
         failed: VarpodError | None = None
         for ep in reversed(attached):
             try:
@@ -439,6 +445,36 @@ class Networks:
             await self.update_dns()
         if failed is not None:
             raise failed
+
+    def _drop_namespace_first(self, cid: str, attached: list[Endpoint]) -> bool:
+        """Take the host ends of the container's veths down and remove its namespace.
+
+        A veth's deletion waits 15-20 ms on RCU grace periods in the kernel; the bridge
+        plugin's DEL would make ``rm`` wait for it. With the namespace gone the kernel
+        deletes the veths in its own time, and the DELs run with CNI_NETNS empty, as CRI-O
+        runs them for a namespace that is gone: bridge then only frees the address,
+        portmap and firewall only remove rules. The host ends go down first, so until the
+        kernel gets to them nothing answers for the container on the bridge (a container
+        given its address next cannot meet a twin) and the bridge forgets its MACs.
+
+        Only where every plugin's DEL is complete without the namespace, and every host end
+        is known; otherwise nothing is done and the DELs run as ADD left things.
+        """
+        ends: list[str] = []
+        for ep in attached:
+            found = _host_ends(ep) if _del_needs_no_netns(ep.conflist) else None
+            if not found:
+                return False
+            ends += found
+        try:
+            for name in ends:
+                link_down(name)
+        except OSError as e:
+            log.warning("taking %s's veths down failed (%s): deleting them through the plugins",
+                        cid[:12], e)
+            return False
+        self.netns.remove(cid)
+        return True
 
     async def _detach(self, ep: Endpoint, netns: str) -> None:
         if ep.conflist:
@@ -638,6 +674,38 @@ class Networks:
                     log.info("releasing IP %s on %s: container %s holds no attachment", name, net,
                              owner[:12])
                     os.unlink(path)
+
+
+def _del_needs_no_netns(conflist: dict[str, Any] | None) -> bool:
+    """Whether the chain's DEL does all it did with CNI_NETNS empty: bridge without the
+    per-container masquerade or MAC-spoofing rules it removes only with the namespace
+    (an older varpod's ipMasq), portmap and firewall."""
+    if not conflist:
+        return False
+    for p in conflist.get("plugins") or ():
+        kind = p.get("type")
+        if kind == "bridge" and (p.get("ipMasq") or p.get("macspoofchk")):
+            return False
+        if kind not in ("bridge", "portmap", "firewall"):
+            return False
+    return True
+
+
+def _host_ends(ep: Endpoint) -> list[str]:
+    """The host-side interfaces of an attachment's result: neither in the sandbox nor the
+    bridge. Names from a saved result are checked, as an ioctl would truncate a long one."""
+    if not isinstance(ep.result, dict) or not ep.conflist:
+        return []
+    bridges = {p.get("bridge") for p in ep.conflist.get("plugins") or ()}
+    out = []
+    for iface in ep.result.get("interfaces") or ():
+        name = iface.get("name") if isinstance(iface, dict) else None
+        if not isinstance(name, str) or iface.get("sandbox") or name in bridges:
+            continue
+        if not 0 < len(name.encode()) < 16 or any(c in name for c in "/\0 :") or name in (".", ".."):
+            return []
+        out.append(name)
+    return out
 
 
 async def _logged(coro: Any, what: str) -> None:

@@ -35,6 +35,7 @@ from .ports import check_all, parse_expose, parse_publish
 from .types import CONTAINER_PREFIX, NetOptions, PortMapping
 
 MAX_LIST = 64  # --dns, --dns-search, --add-host ... entries a container may give
+_DOWN = (State.CONFIGURED, State.STOPPED, State.EXITED)  # states in which no process runs
 
 
 class NetworkPart(Part):
@@ -155,11 +156,17 @@ class NetworkPart(Part):
                                names=names, source_dir=source_dir)
 
     async def exited(self, rec: ContainerRecord) -> None:
-        # The DEL (a veth's deletion waits on RCU grace periods) overlaps the runtime's delete.
-        await self.networks.teardown(rec.id)
+        # The DEL overlaps the runtime's delete.
+        await self.networks.teardown(rec.id, unused=not self._shared(rec.id))
 
     async def release(self, rec: ContainerRecord) -> None:
-        await self.networks.teardown(rec.id)
+        await self.networks.teardown(rec.id, unused=not self._shared(rec.id))
+
+    def _shared(self, cid: str) -> bool:
+        """Whether a container that may still run is in this one's network namespace: its
+        interfaces must then be deleted while it watches, as before (see Networks.teardown)."""
+        mode = CONTAINER_PREFIX + cid
+        return any(r.config.network == mode and r.state.state not in _DOWN for r in self._containers.all())
 
     async def recover(self, records: Sequence[ContainerRecord], alive: Collection[str]) -> None:
         await self.networks.recover([r.id for r in records], alive)
