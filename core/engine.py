@@ -325,7 +325,7 @@ class Engine:
         self._emit(rec, "start")
         return rec
 
-    async def _prepare_bundle(self, rec: ContainerRecord) -> str:
+    async def _prepare_bundle(self, rec: ContainerRecord) -> Launch:
         """The bundle with its config.json, once every part has prepared (and said what the
         spec needs); a part that fails leaves nothing prepared behind."""
         bundle = self.bundle_dir(rec.id)
@@ -337,9 +337,10 @@ class Engine:
             with open(os.path.join(bundle, "config.json"), "wb") as f:
                 f.write(msgspec.json.encode(spec))
         except BaseException:
+            launch.close()
             await self.parts.release(rec)
             raise
-        return bundle
+        return launch
 
     async def _launch(self, rec: ContainerRecord, *, start: bool) -> ContainerRecord:
         """Create the container in the runtime (and start it): stdio wired, monitor armed."""
@@ -348,7 +349,8 @@ class Engine:
         runtime_log = self._runtime_log(rec.id)
         if rec.state.state in (State.STOPPED, State.UNKNOWN):
             await runtime.delete(rec.id, runtime_log, force=True)
-        bundle = await self._prepare_bundle(rec)
+        launch = await self._prepare_bundle(rec)
+        bundle = launch.bundle
         logw = self.log_writer(rec)
         logw.finished = False
         tty = rec.config.tty
@@ -364,9 +366,9 @@ class Engine:
         console = asyncio.ensure_future(io.receive_console(*live.tty_size)) if tty else None
         try:
             with self._monitor.hold_reaping():
-                await runtime.create(rec.id, bundle, pid_file=pid_file, log_path=runtime_log,
-                                     stdio=stdio, start=start,
-                                     console_socket=io.console_path if tty else None)
+                await launch.create(lambda: runtime.create(
+                    rec.id, bundle, pid_file=pid_file, log_path=runtime_log, stdio=stdio,
+                    start=start, console_socket=io.console_path if tty else None))
                 if console is not None:
                     await asyncio.wait_for(console, CONSOLE_TIMEOUT)
                 pid = _read_pid(pid_file)

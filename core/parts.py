@@ -8,7 +8,8 @@ logic itself: it calls every part, in the order the daemon composed them.
     create    before the container is persisted: check the options that concern the
               part, take what it needs (a volume, an image reference), fill in the config
     prepare   before the runtime creates the container: mount, set up, and say through
-              ``Launch`` what the OCI spec needs (mounts, namespaces to join, edits)
+              ``Launch`` what the OCI spec needs (mounts, namespaces to join, edits) and
+              what may run while the runtime creates it (gated work, see core/gates.py)
     exited    the container's init has died and the runtime is deleting the container
               meanwhile: give back what needs no more than that (a network namespace's
               endpoints), so the two overlap; ``release`` follows once the runtime is done
@@ -27,9 +28,12 @@ Every hook must be idempotent: after a crash the engine may call ``release`` or
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING
+
+from .gates import Gate
 
 if TYPE_CHECKING:
     from .model import ContainerConfig, ContainerRecord, CreateOptions
@@ -48,6 +52,38 @@ class Launch:
         self.annotations: dict[str, str] = {}
         # Last word on the spec, for what has no field above; applied in order.
         self.edits: list[Callable[[dict], None]] = []
+        self._gated: list[tuple[Gate, Callable[[], Awaitable[None]]]] = []
+
+    def gate(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` while the runtime creates the container, which waits for it to
+        succeed before starting the container's process (see core/gates.py)."""
+        self._gated.append((Gate(), work))
+
+    async def create(self, create: Callable[[], Awaitable[None]]) -> None:
+        """The runtime's ``create`` with the gated work beside it. When both fail, the
+        work's error is the one raised: the runtime's says only that a hook said no."""
+        try:
+            tasks = [asyncio.ensure_future(_through(gate, work)) for gate, work in self._gated]
+            try:
+                await create()
+            except Exception as e:
+                failed = await _settle(tasks)
+                if isinstance(failed, Exception):
+                    raise failed from e
+                raise
+            except BaseException:
+                await _settle(tasks)
+                raise
+            failed = await _settle(tasks)
+            if failed is not None:
+                raise failed
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Give the gates back (``create`` does; for a launch that fails before it)."""
+        for gate, _ in self._gated:
+            gate.close()
 
     def apply(self, spec: dict) -> dict:
         spec["mounts"].extend(self.mounts)
@@ -59,6 +95,9 @@ class Launch:
             spec["linux"]["namespaces"].extend(
                 {"type": t, "path": p} for t, p in self.namespaces.items() if t not in have)
         spec["annotations"].update(self.annotations)
+        if self._gated:
+            hooks = spec.setdefault("hooks", {}).setdefault("createRuntime", [])
+            hooks.extend(gate.hook() for gate, _ in self._gated)
         for edit in self.edits:
             edit(spec)
         return spec
@@ -142,6 +181,29 @@ class Parts:
                 await part.recover(records, alive)
             except Exception:
                 log.exception("recovering part %s failed", part.name)
+
+
+async def _through(gate: Gate, work: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await work()
+    except BaseException:
+        gate.open(False)
+        raise
+    gate.open(True)
+
+
+async def _settle(tasks: list[asyncio.Future[None]]) -> BaseException | None:
+    """Wait for every task, even through a cancellation (what they hold is given back only
+    after them); the first one's error."""
+    if not tasks:
+        return None
+    done = asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        results = await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        raise
+    return next((r for r in results if isinstance(r, BaseException)), None)
 
 
 async def _quietly(coro, part: Part, cid: str) -> None:

@@ -498,13 +498,17 @@ def test_network_reload_restores_deleted_rules(nc, net_daemon, rootfs):
 
 def test_static_ip_mac_hosts_and_resolver_options(nc, rootfs):
     nc.network_create("fixed", subnet="10.89.9.0/24", disable_dns=True)
+    # The CNI ADD runs while runc creates the container: eth0, its address and the etc
+    # files are there when runc writes the sysctls and starts the process.
     script = ("ip -o -4 addr show eth0; cat /sys/class/net/eth0/address; cat /etc/hosts; "
-              "cat /etc/resolv.conf; hostname")
+              "cat /etc/resolv.conf; echo arp_ignore=$(cat /proc/sys/net/ipv4/conf/eth0/arp_ignore); "
+              "hostname")
     _, code, out = run(nc, rootfs, ["/bin/sh", "-c", script], network="fixed", ip="10.89.9.77",
                          mac_address="02:42:0a:59:09:4d", hostname="box", name="fixedbox",
                          add_hosts=["db.local:10.1.2.3"], dns=["10.0.0.53"], dns_search=["corp.example"],
-                         dns_option=["ndots:2"])
+                         dns_option=["ndots:2"], sysctls={"net.ipv4.conf.eth0.arp_ignore": "2"})
     assert code == 0, out
+    assert "arp_ignore=2\n" in out
     assert "10.89.9.77/24" in out and "02:42:0a:59:09:4d" in out
     assert "10.1.2.3\tdb.local\n" in out and "10.89.9.77\tbox fixedbox\n" in out
     assert "10.89.9.1\thost.containers.internal" in out
@@ -722,6 +726,55 @@ exec /usr/lib/cni/{plugin}
         assert calls.read_text() == f"DEL [{netns}] veths up: 1\n"
         assert exec_out(c, joiner, ["cat", "/proc/net/dev"])[1].count("eth0") == 0
         c.remove(joiner, force=True, timeout=0)
+    assert_clean(d)
+
+
+def test_a_daemon_killed_while_runc_waits_for_the_network_fails_that_start_cleanly(fresh_net_daemon,
+                                                                                 tmp_path, rootfs):
+    """runc waits at a gate for the CNI ADD it runs beside: when the daemon dies first the
+    gate fails the create, so the container never runs without its network, and the next
+    daemon collects what the ADD did."""
+    d = fresh_net_daemon
+    wrappers, adding, added = tmp_path / "plugins", tmp_path / "adding", tmp_path / "added"
+    wrappers.mkdir()
+    (wrappers / "host-local").symlink_to("/usr/lib/cni/host-local")
+    bridge = wrappers / "bridge"
+    bridge.write_text(f"""#!/bin/sh
+if [ "$CNI_COMMAND" = ADD ] && [ ! -e {added} ]; then
+    touch {adding}; sleep 1; /usr/lib/cni/bridge; rc=$?; touch {added}; exit $rc
+fi
+exec /usr/lib/cni/bridge
+""")
+    bridge.chmod(0o755)
+    config = tmp_path / "varpod.toml"
+    config.write_text(f'[network]\nplugin_dirs = ["{wrappers}"]\n')
+    d.config = str(config)
+    d.start()
+    with d.client() as c:
+        cid = c.create(rootfs, ["sleep", "60"], network="bridge", name="gated").id
+    starting = subprocess.Popen([sys.executable, "-m", "varpod.rpc.cli", "start", cid],
+                                env={**os.environ, "VARPOD_SOCKET": d.socket},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not adding.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert adding.exists()
+    d.stop(signal.SIGKILL)
+    assert starting.wait(20) != 0
+    deadline = time.monotonic() + 20
+    while not added.exists() and time.monotonic() < deadline:  # the orphaned ADD finishes
+        time.sleep(0.02)
+    runc_root = os.path.join(d.run_root, "runtime", "runc")
+    listed = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True, text=True)
+    assert cid not in listed.stdout  # the gate failed runc's create, which cleaned up
+    d.start()
+    with d.client() as c:
+        assert c.inspect(cid).State.Status != "running"
+        assert leftovers(d)["ipam"] == []
+        c.start(cid)
+        ip = c.inspect(cid).NetworkSettings.IPAddress
+        assert ip and exec_out(c, cid, ["ip", "-o", "-4", "addr", "show", "eth0"])[1].count(ip) == 1
+        c.remove(cid, force=True, timeout=0)
     assert_clean(d)
 
 

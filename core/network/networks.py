@@ -277,10 +277,9 @@ class Networks:
 
     # -- setup and teardown (prepare, release) -------------------------------------------------
 
-    async def setup(self, rec: ContainerRecord, bundle: str) -> Sandbox:
-        """Reserve the ports, make the namespace, attach every network: the container's sandbox.
-
-        All or nothing: on failure whatever was done is torn down before the error rises.
+    async def open_sandbox(self, rec: ContainerRecord, bundle: str) -> Sandbox:
+        """Reserve the ports and make the namespace: the container's sandbox, no network in
+        it yet (``attach``). On failure whatever was done is torn down before the error rises.
         """
         cid = rec.id
         if self.store.sandbox(cid) is not None or any(e.attached for e in self.store.endpoints_of(cid)):
@@ -290,11 +289,6 @@ class Networks:
         try:
             self.store.save_sandbox(sandbox)
             await self.netns.create(cid)
-            endpoints = self.store.endpoints_of(cid)
-            for i, ep in enumerate(endpoints):
-                await self._attach(rec, ep, sandbox, primary=i == 0)
-            if any(self._dns_network(ep.network) for ep in endpoints):
-                await self.update_dns()
         except BaseException:
             try:
                 await self.teardown(cid)
@@ -302,6 +296,17 @@ class Networks:
                 log.exception("tearing down the network of %s after a failed setup", rec.name)
             raise
         return sandbox
+
+    async def attach(self, rec: ContainerRecord, sandbox: Sandbox) -> None:
+        """Attach every network of the container to its sandbox (CNI ADD), and tell DNS.
+
+        What a failure leaves is recorded, for the ``teardown`` that must follow it.
+        """
+        endpoints = self.store.endpoints_of(rec.id)
+        for i, ep in enumerate(endpoints):
+            await self._attach(rec, ep, sandbox, primary=i == 0)
+        if any(self._dns_network(ep.network) for ep in endpoints):
+            await self.update_dns()
 
     async def _attach(self, rec: ContainerRecord, ep: Endpoint, sandbox: Sandbox, *,
                       primary: bool) -> Endpoint:

@@ -2,7 +2,8 @@
 
     create    --network, -p/-P/--expose, --ip, --mac-address, --dns*, --add-host and
               --network-alias checked and stored; a bridge-mode container's endpoints saved
-    prepare   bridge: ports reserved, namespace made, CNI ADD per network, DNS told;
+    prepare   bridge: ports reserved, namespace made; then, while the runtime creates
+              the container, CNI ADD per network, DNS told, the etc files written;
               container:CTR: that container's namespace joined; every mode: the etc files
     release   CNI DEL, ports and namespace freed
     discard   endpoints dropped
@@ -32,7 +33,7 @@ from . import etcfiles
 from .checks import check_alias, check_mac
 from .networks import Networks
 from .ports import check_all, parse_expose, parse_publish
-from .types import CONTAINER_PREFIX, NetOptions, PortMapping
+from .types import CONTAINER_PREFIX, NetOptions, PortMapping, Sandbox
 
 MAX_LIST = 64  # --dns, --dns-search, --add-host ... entries a container may give
 _DOWN = (State.CONFIGURED, State.STOPPED, State.EXITED)  # states in which no process runs
@@ -113,14 +114,18 @@ class NetworkPart(Part):
     async def prepare(self, rec: ContainerRecord, launch: Launch) -> None:
         mode = rec.config.network
         if mode == "bridge":
-            sandbox = await self.networks.setup(rec, launch.bundle)
+            sandbox = await self.networks.open_sandbox(rec, launch.bundle)
             try:
-                self.networks.write_etc(rec, sandbox, launch.bundle)
+                # Mount sources for the runtime; written with the addresses once attached.
+                etcfiles.write(launch.bundle, dict.fromkeys(etcfiles.ETC_FILES, ""))
             except BaseException:
                 await self.networks.teardown(rec.id)
                 raise
             launch.namespaces["network"] = sandbox.netns
             launch.mounts.extend(self._etc_mounts(rec, launch.bundle))
+            # The CNI ADDs run while the runtime creates the container in the namespace,
+            # which starts once they are done (a failure is torn down by ``release``).
+            launch.gate(lambda: self._attach(rec, sandbox, launch.bundle))
         elif mode.startswith(CONTAINER_PREFIX):
             path, source = self._joined(rec, mode[len(CONTAINER_PREFIX):], launch.bundle)
             self.networks.write_etc(rec, None, launch.bundle)
@@ -131,6 +136,10 @@ class NetworkPart(Part):
         else:
             self.networks.write_etc(rec, None, launch.bundle)
             launch.mounts.extend(self._etc_mounts(rec, launch.bundle))
+
+    async def _attach(self, rec: ContainerRecord, sandbox: Sandbox, bundle: str) -> None:
+        await self.networks.attach(rec, sandbox)
+        self.networks.write_etc(rec, sandbox, bundle)
 
     def _joined(self, rec: ContainerRecord, other_id: str, bundle: str) -> tuple[str, str]:
         """The namespace to join and the directory of the etc files to share."""

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+
 import pytest
 
+from varpod.core.errors import CNIFailed, RuntimeFailed
+from varpod.core.gates import Gate
 from varpod.core.model import ContainerConfig, ContainerRecord, ContainerState, CreateOptions
 from varpod.core.parts import Launch, Part, Parts
 
@@ -100,3 +106,84 @@ def test_launch_adds_mounts_joins_namespaces_and_applies_edits_last():
     assert out["linux"]["namespaces"] == [{"type": "pid"}, {"type": "network", "path": "/run/netns/x"},
                                           {"type": "cgroup", "path": "/proc/1/ns/cgroup"}]
     assert out["annotations"] == {"k": "v"} and out["hostname"] == "edited"
+
+
+# -- gated work: what runs beside the runtime's create (core/gates.py) ----------------------------
+
+
+def _gated_launch(tmp_path, work) -> tuple[Launch, dict]:
+    launch = Launch(str(tmp_path))
+    launch.gate(work)
+    spec = launch.apply({"mounts": [], "annotations": {}, "linux": {"namespaces": []}})
+    return launch, spec
+
+
+async def _run_hooks(spec: dict, events: list) -> None:
+    """What runc does with createRuntime hooks: run each with the state on stdin, and fail
+    the create on a non-zero exit."""
+    for h in spec["hooks"]["createRuntime"]:
+        proc = await asyncio.create_subprocess_exec(*h["args"], executable=h["path"],
+                                                    stdin=asyncio.subprocess.PIPE)
+        await proc.communicate(b'{"ociVersion": "1.0.2", "status": "creating"}')
+        events.append(("hook", proc.returncode))
+        if proc.returncode:
+            raise RuntimeFailed("OCI runtime create failed: error running hook #0: exit status 1",
+                                runtime="runc")
+
+
+async def test_the_runtimes_create_waits_for_gated_work_and_then_goes_on(tmp_path):
+    events: list = []
+
+    async def work():
+        await asyncio.sleep(0.2)
+        events.append(("work", "done"))
+
+    launch, spec = _gated_launch(tmp_path, work)
+    await launch.create(lambda: _run_hooks(spec, events))
+    assert events == [("work", "done"), ("hook", 0)]
+
+
+async def test_failed_gated_work_fails_the_create_with_its_own_error(tmp_path):
+    events: list = []
+
+    async def work():
+        raise CNIFailed("CNI plugin host-local failed on ADD: requested IP address is in use",
+                        plugin="host-local", code=0)
+
+    launch, spec = _gated_launch(tmp_path, work)
+    with pytest.raises(CNIFailed, match="requested IP") as raised:
+        await launch.create(lambda: _run_hooks(spec, events))
+    assert events == [("hook", 1)] and isinstance(raised.value.__cause__, RuntimeFailed)
+
+
+async def test_a_create_that_fails_first_still_waits_for_the_gated_work(tmp_path):
+    events: list = []
+
+    async def work():
+        await asyncio.sleep(0.1)
+        events.append(("work", "done"))
+
+    async def create():
+        raise RuntimeFailed("OCI runtime create failed: no such rootfs", runtime="runc")
+
+    launch, _ = _gated_launch(tmp_path, work)
+    with pytest.raises(RuntimeFailed, match="no such rootfs"):
+        await launch.create(create)
+    assert events == [("work", "done")]
+
+
+async def test_a_gate_fails_its_hook_when_the_daemons_end_closes_unopened(tmp_path):
+    """The daemon died: the hook reads end-of-file, not "ok"."""
+    gate = Gate()
+    h = gate.hook()
+    proc = await asyncio.create_subprocess_exec(*h["args"], executable=h["path"],
+                                                stdin=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(0.1)
+    gate.close()
+    assert await asyncio.wait_for(proc.wait(), 5) == 1
+
+
+def test_a_gate_whose_daemon_is_gone_fails_at_once():
+    h = Gate().hook()
+    args = [a.replace(f"/proc/{os.getpid()}/", "/proc/0/") for a in h["args"]]
+    assert subprocess.run(args, executable=h["path"], timeout=5).returncode != 0
