@@ -3,11 +3,14 @@
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
+# Debian's own python3 where there is one (built with PGO and LTO: it starts ~1 ms sooner
+# and runs the daemon's Python 10-20 % faster than an unoptimised build earlier on PATH).
+PYTHON  ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VARPOD  := $(VENV)/bin/varpod
 ROOTFS  ?= rootfs
 IMAGE   ?= busybox-image.tar
 SOCKET  ?= /run/varpod/varpod.sock
-APT_PKGS := runc busybox-static python3-venv iproute2 catatonit skopeo umoci docker-registry \
+APT_PKGS := runc busybox-static python3-venv python3-dev iproute2 catatonit skopeo umoci docker-registry \
             containernetworking-plugins aardvark-dns iptables
 
 .PHONY: deps setup dev demo test lint bench stop-daemon clean
@@ -23,7 +26,7 @@ PKG_SOURCES := pyproject.toml setup.py $(wildcard __init__.py core/*.py core/*/*
 
 $(VENV)/.installed: $(PKG_SOURCES)
 	$(MAKE) deps
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	rm -rf build varpod.egg-info
 	$(PY) -m pip install -q '.[test]'
@@ -33,7 +36,7 @@ $(VENV)/.installed: $(PKG_SOURCES)
 
 # For working on varpod itself: edits take effect without reinstalling.
 dev: deps
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed
 
