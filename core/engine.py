@@ -483,8 +483,10 @@ class Engine:
     async def _cleanup_locked(self, rec: ContainerRecord) -> ContainerRecord:
         """After the init's death: the runtime's delete and the parts' ``exited`` overlap."""
         runtime = self._runtimes.get(rec.config.runtime)
-        deleted, _ = await asyncio.gather(runtime.delete(rec.id, self._runtime_log(rec.id), force=True),
-                                          self.parts.exited(rec), return_exceptions=True)
+        # The parts first: a network's DELs take longer than runc's delete.
+        _, deleted = await asyncio.gather(self.parts.exited(rec),
+                                          runtime.delete(rec.id, self._runtime_log(rec.id), force=True),
+                                          return_exceptions=True)
         if isinstance(deleted, RuntimeFailed):
             log.error("cleanup of %s failed: %s", rec.id, deleted)
             return self._save(rec.with_state(error=deleted.message))
