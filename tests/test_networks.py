@@ -690,27 +690,29 @@ esac""")
     assert_clean(d)
 
 
+def wrap_plugins(d, directory, before: dict[str, str]) -> None:
+    """Before start: the daemon's CNI plugins become shell scripts in ``directory`` that run
+    ``before[plugin]`` (it sees the plugin's environment) and then the real plugin."""
+    directory.mkdir()
+    for plugin in ("bridge", "host-local", "portmap", "firewall"):
+        w = directory / plugin
+        w.write_text(f"#!/bin/sh\n{before.get(plugin, '')}\nexec /usr/lib/cni/{plugin}\n")
+        w.chmod(0o755)
+    config = directory / "varpod.toml"
+    config.write_text(f'[network]\nplugin_dirs = ["{directory}"]\n')
+    d.config = str(config)
+
+
 def test_a_dead_containers_namespace_goes_first_unless_another_container_is_in_it(fresh_net_daemon,
                                                                                tmp_path, rootfs):
     """A dead container's host-side veth goes down and its namespace away before the DELs,
     which run without one (the kernel deletes the veth); a container that joined its
     network keeps it only until its owner is removed, which DELs with the namespace."""
     d = fresh_net_daemon
-    wrappers, calls = tmp_path / "plugins", tmp_path / "calls"
-    wrappers.mkdir()
-    for plugin in ("bridge", "host-local", "portmap", "firewall"):
-        w = wrappers / plugin
-        w.write_text(f"""#!/bin/sh
-if [ "$CNI_COMMAND" = DEL ] && [ {plugin} = bridge ]; then
-    up=$(ip -o link show type veth up | grep -c veth)
-    echo "DEL [$CNI_NETNS] veths up: $up" >> {calls}
-fi
-exec /usr/lib/cni/{plugin}
-""")
-        w.chmod(0o755)
-    config = tmp_path / "varpod.toml"
-    config.write_text(f'[network]\nplugin_dirs = ["{wrappers}"]\n')
-    d.config = str(config)
+    calls = tmp_path / "calls"
+    wrap_plugins(d, tmp_path / "plugins", {"bridge": f"""if [ "$CNI_COMMAND" = DEL ]; then
+    echo "DEL [$CNI_NETNS] veths up: $(ip -o link show type veth up | grep -c veth)" >> {calls}
+fi"""})
     d.start()
     with d.client() as c:
         cid, code, _ = run(c, rootfs, ["/bin/true"], network="bridge", ports=["8088:80"])
@@ -735,20 +737,10 @@ def test_a_daemon_killed_while_runc_waits_for_the_network_fails_that_start_clean
     gate fails the create, so the container never runs without its network, and the next
     daemon collects what the ADD did."""
     d = fresh_net_daemon
-    wrappers, adding, added = tmp_path / "plugins", tmp_path / "adding", tmp_path / "added"
-    wrappers.mkdir()
-    (wrappers / "host-local").symlink_to("/usr/lib/cni/host-local")
-    bridge = wrappers / "bridge"
-    bridge.write_text(f"""#!/bin/sh
-if [ "$CNI_COMMAND" = ADD ] && [ ! -e {added} ]; then
+    adding, added = tmp_path / "adding", tmp_path / "added"
+    wrap_plugins(d, tmp_path / "plugins", {"bridge": f"""if [ "$CNI_COMMAND" = ADD ] && [ ! -e {added} ]; then
     touch {adding}; sleep 1; /usr/lib/cni/bridge; rc=$?; touch {added}; exit $rc
-fi
-exec /usr/lib/cni/bridge
-""")
-    bridge.chmod(0o755)
-    config = tmp_path / "varpod.toml"
-    config.write_text(f'[network]\nplugin_dirs = ["{wrappers}"]\n')
-    d.config = str(config)
+fi"""})
     d.start()
     with d.client() as c:
         cid = c.create(rootfs, ["sleep", "60"], network="bridge", name="gated").id
