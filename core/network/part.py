@@ -166,10 +166,16 @@ class NetworkPart(Part):
 
     async def exited(self, rec: ContainerRecord) -> None:
         # The DEL overlaps the runtime's delete.
-        await self.networks.teardown(rec.id, unused=not self._shared(rec.id))
+        await self._teardown(rec)
 
     async def release(self, rec: ContainerRecord) -> None:
-        await self.networks.teardown(rec.id, unused=not self._shared(rec.id))
+        await self._teardown(rec)
+
+    async def _teardown(self, rec: ContainerRecord) -> None:
+        # Only a bridge container has a namespace of the daemon's to drop first: the scan
+        # of every container for one still in it is not made for the others.
+        unused = rec.config.network == "bridge" and not self._shared(rec.id)
+        await self.networks.teardown(rec.id, unused=unused)
 
     def _shared(self, cid: str) -> bool:
         """Whether a container that may still run is in this one's network namespace: its
