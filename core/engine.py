@@ -50,7 +50,7 @@ from .model import (
 )
 from .monitor import ExitInfo, Monitor, alive
 from .parts import Launch, Parts
-from .paths import check_id
+from .paths import check_id, remove_trees
 from .runtime import OCIRuntime, RuntimeRegistry, RuntimeState
 from .spec import oci_config, resolve_user, update_resources
 from .states import LIVE_STATES, Action, State, next_state
@@ -807,8 +807,7 @@ class Engine:
         self.execs.drop_container(cid)
         await self.parts.release(rec)
         await self.parts.discard(rec.config, volumes=volumes)
-        shutil.rmtree(self.bundle_dir(cid), ignore_errors=True)
-        shutil.rmtree(self.data_dir(cid), ignore_errors=True)
+        await remove_trees(self.bundle_dir(cid), self.data_dir(cid))
         self._store.delete(cid)
         self._locks.drop(cid)
         memory.trim_soon()  # its config (an 8 MiB env value...) and stdio go back to the kernel

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import stat
 
 from .errors import InvalidConfig
@@ -66,3 +68,20 @@ def read_in_root(root: str, path: str, limit: int = 1 << 20) -> bytes | None:
         return os.read(fd, limit)
     finally:
         os.close(fd)
+
+
+async def remove_trees(*paths: str) -> None:
+    """``rmtree`` of each, on a worker thread: a big log's last unlink frees its page
+    cache, 0.1-0.3 s per GiB here, which every other client waited out on the event loop.
+    A cancellation waits for the removal to finish, then goes on."""
+
+    def remove() -> None:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
+
+    done = asyncio.ensure_future(asyncio.to_thread(remove))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await asyncio.wait([done])
+        raise

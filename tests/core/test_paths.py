@@ -223,3 +223,62 @@ def test_check_id_rejects_everything_else(cid):
     with pytest.raises(InvalidConfig) as info:
         check_id(cid)
     assert info.value.field == "id"
+
+
+# -- removal off the event loop ------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_remove_trees_runs_off_the_event_loop(tmp_path, monkeypatch) -> None:
+    """A big log's unlink frees its page cache where it runs: never on the event loop."""
+    import shutil
+    import threading
+
+    from varpod.core.paths import remove_trees
+
+    dirs = [tmp_path / "bundle", tmp_path / "data"]
+    for d in dirs:
+        (d / "sub").mkdir(parents=True)
+        (d / "sub" / "log").write_bytes(b"x" * 4096)
+    threads = []
+    real = shutil.rmtree
+
+    def recording(path, *args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", recording)
+    await remove_trees(*map(str, dirs), str(tmp_path / "never-was"))
+    assert not any(d.exists() for d in dirs)
+    assert len(threads) == 3 and threading.get_ident() not in threads
+
+
+@pytest.mark.anyio
+async def test_remove_trees_finishes_through_a_cancellation(tmp_path, monkeypatch) -> None:
+    import asyncio
+    import shutil
+    import threading
+
+    from varpod.core.paths import remove_trees
+
+    d = tmp_path / "data"
+    d.mkdir()
+    started, release = threading.Event(), threading.Event()
+    real = shutil.rmtree
+
+    def slow(path, *args, **kwargs):
+        started.set()
+        release.wait(10)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", slow)
+    task = asyncio.ensure_future(remove_trees(str(d)))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # the cancellation waits for the removal
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not d.exists()
