@@ -19,6 +19,13 @@ large records instead of one per read). Demux: the client's side of
 a sender thread, and written to a pipe that a reader thread drains, by
 ``demux_from`` (splice) against the loop ``rpc/cli.py`` runs today (recv 1
 MiB, ``demux`` what is whole, keep the rest); MB/s counts stream bytes.
+
+Pump: the daemon's other loop, a container's pipe into its log. ``dd`` writes
+``--size`` MiB in 64 KiB or 4 KiB pieces into a pipe grown as the daemon grows
+a container's; ``native.pump`` and its twin splice it into a log file (the same
+file each run: its pages cached, so the figure is the loop and its copy, not the
+price of new page cache), woken by poll as the daemon is, taking what one
+wake-up finds. CPU seconds per GiB of the pumping thread, and MB/s.
 """
 
 from __future__ import annotations
@@ -29,9 +36,11 @@ import os
 import select
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import timeit
 from typing import Any
 
@@ -41,6 +50,7 @@ import _common as C
 
 from varpod import native
 from varpod.core.logfile import encode_record
+from varpod.core.stdio import READ_BUDGET, grow_pipe
 from varpod.native import MODE_FRAMES, MODE_RAW, MODE_RECORDS, _fallback
 
 RECORD_PAYLOADS = (64 << 10, 1 << 10)
@@ -185,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     results = bench_relay(args)
     merged, demuxed = bench_merge_and_demux(args)
+    pumped = bench_pump(args)
 
     table = C.Table(f"relay of a {args.size} MiB log to a socketpair drained by a reader thread")
     for (record_payload, name), r in results.items():
@@ -195,7 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in demuxed.items():
         table.row(f"client demux, {name}", f"{r['demux_from']:,.0f} MB/s", "demux() loop",
                   f"{r['loop']:,.0f} MB/s", C.ratio(r["demux_from"], r["loop"]))
+    for chunk, r in pumped.items():
+        table.row(f"pump, {chunk >> 10} KiB writes, CPU-s per GiB", f"{r['c']['cpu']:.3f} s", "pure Python",
+                  f"{r['python']['cpu']:.3f} s", C.ratio(r["python"]["cpu"], r["c"]["cpu"]))
+        table.row(f"pump, {chunk >> 10} KiB writes", f"{r['c']['rate']:,.0f} MB/s", "pure Python",
+                  f"{r['python']['rate']:,.0f} MB/s", C.ratio(r["c"]["rate"], r["python"]["rate"]))
     table.note("MB/s", "log (or stream) bytes read per second (MB = 10^6 bytes); median of runs")
+    table.note("pump", "a dd's pipe into a log whose pages are cached; CPU of the pumping thread (ratio: "
+               "Python's / C's) and MB/s, medians")
     table.note("merge", f"C both; one stream, as line-at-a-time output leaves it; records the client "
                f"receives: {merged['records_off']:,} without, {merged['records_on']:,} with")
     table.note("client demux", "C both; a records stream through a socketpair into a drained pipe: "
@@ -213,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         "demux": [{"stream": name, "demux_from_mb_s": round(r["demux_from"], 1),
                    "loop_mb_s": round(r["loop"], 1), "ratio": round(r["demux_from"] / r["loop"], 2)}
                   for name, r in demuxed.items()],
+        "pump": [{"write_size": chunk, "c_cpu_s_per_gib": round(r["c"]["cpu"], 3),
+                  "python_cpu_s_per_gib": round(r["python"]["cpu"], 3),
+                  "c_mb_s": round(r["c"]["rate"], 1), "python_mb_s": round(r["python"]["rate"], 1),
+                  "cpu_ratio": round(r["python"]["cpu"] / r["c"]["cpu"], 2)}
+                 for chunk, r in pumped.items()],
     }
     C.emit(report, table, args.json)
     return 0
@@ -267,6 +290,57 @@ def bench_merge_and_demux(args: argparse.Namespace) -> tuple[dict[str, Any], dic
                 demuxed.setdefault(name, {})[how] = rate(functools.partial(demux_once, fd, end, how), end,
                                                          args.repeat)
     return merged, demuxed
+
+
+def pump_once(pump: Any, log_fd: int, size: int, chunk: int) -> tuple[float, float]:
+    """(seconds, CPU seconds of this thread) to pump ``size`` bytes written by dd in ``chunk`` pieces."""
+    r, w = os.pipe()
+    grow_pipe(r)
+    os.set_blocking(r, False)
+    dd = subprocess.Popen(["dd", "if=/dev/zero", f"bs={chunk}", f"count={size // chunk}", "status=none"],
+                          stdout=w)
+    os.close(w)
+    poller = select.poll()
+    poller.register(r, select.POLLIN)
+    offset = records = 0
+    try:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        while True:
+            poller.poll()
+            n, eof = pump(r, log_fd, offset, 1, READ_BUDGET, True)
+            offset += n
+            if eof:
+                break
+        t1, c1 = time.perf_counter(), time.thread_time()
+    finally:
+        os.close(r)
+        dd.wait()
+    pos = 0
+    while pos < offset:  # every byte arrived, as records
+        pos += 20 + int.from_bytes(os.pread(log_fd, 8, pos)[4:], "big")
+        records += 1
+    if offset - 20 * records != size or pos != offset:
+        raise RuntimeError(f"pump: {offset - 20 * records} payload bytes of {size} in the log")
+    return t1 - t0, c1 - c0
+
+
+def bench_pump(args: argparse.Namespace) -> dict[int, dict[str, dict[str, float]]]:
+    """C and Python pump, alternating, on 64 KiB and 4 KiB writes."""
+    size = args.size << 20
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryFile() as f:
+        for chunk in (64 << 10, 4 << 10):
+            runs: dict[str, list[tuple[float, float]]] = {"c": [], "python": []}
+            for i in range(args.repeat + 1):
+                for impl, pump in (("c", native.pump), ("python", _fallback.pump)):
+                    C.log(f"pump, {chunk >> 10} KiB writes: {impl} ...")
+                    got = pump_once(pump, f.fileno(), size, chunk)
+                    if i:  # the first round warms the file's pages
+                        runs[impl].append(got)
+            out[chunk] = {impl: {"cpu": statistics.median(c for _, c in v) / (size / (1 << 30)),
+                                 "rate": statistics.median(size / t / 1e6 for t, _ in v)}
+                          for impl, v in runs.items()}
+    return out
 
 
 def count_records(fd: int, end: int) -> int:
