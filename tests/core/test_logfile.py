@@ -604,3 +604,45 @@ def test_no_space_is_reserved_on_tmpfs():
         for name in os.listdir(d):
             os.unlink(os.path.join(d, name))
         os.rmdir(d)
+
+
+def test_rotation_discards_a_big_file_by_rename_and_a_thread(tmp_path, monkeypatch):
+    """A rotated-away file whose unlink would free much page cache leaves the generations at
+    once, and is unlinked off the caller's thread."""
+
+    from varpod.core import logfile
+
+    monkeypatch.setattr(logfile, "DISCARD_IN_THREAD", 0)
+    unlinked_on = []
+    real_unlink = os.unlink
+
+    def recording(path, *args, **kwargs):
+        if str(path).endswith(logfile.DOOMED):
+            unlinked_on.append(threading.get_ident())
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", recording)
+    path = str(tmp_path / "ctr.log")
+    w = LogWriter(path, size_max=40, keep=1)
+    try:
+        for i in range(4):
+            w.append(1, b"%019d\n" % i, ts=i)  # 40-byte records: rotate before every append
+            assert [g for g, _ in log_files(path)] == ([i, i + 1] if i else [1])
+    finally:
+        w.close()
+    deadline = time.monotonic() + 5
+    while len(unlinked_on) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(os.listdir(tmp_path)) == ["ctr.log", "ctr.log.3"]
+    assert len(unlinked_on) == 2 and threading.get_ident() not in unlinked_on
+    assert read_all(path + ".3") == [(1, b"%019d\n" % 2, 2)]
+
+
+def test_a_new_writer_removes_what_a_dead_daemon_left_to_discard(tmp_path):
+    from varpod.core.logfile import DOOMED
+
+    path = str(tmp_path / "ctr.log")
+    (tmp_path / ("ctr.log.7" + DOOMED)).write_bytes(b"x")
+    (tmp_path / "other.log.7.doomed").write_bytes(b"x")  # another log's: not ours to touch
+    LogWriter(path).close()
+    assert sorted(os.listdir(tmp_path)) == ["ctr.log", "other.log.7.doomed"]
