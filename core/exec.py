@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Sequence
@@ -22,9 +21,10 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from .errors import ExecSessionActive, InvalidConfig, InvalidState, NoSuchExecSession, VarpodError
-from .logfile import LogWriter
+from .logfile import DISCARD_IN_THREAD, LogWriter
 from .model import new_id
 from .monitor import ExitInfo, alive
+from .paths import discard_tree
 from .spec import capabilities, exec_process
 from .states import Action, State, next_state
 from .stdio import ContainerIO, StdinWriter
@@ -326,7 +326,7 @@ class ExecSessions:
             os.kill(rec.state.pid, signal.SIGKILL)
         self._forget(rec)
 
-    def _forget(self, rec: ExecRecord) -> None:
+    def _forget(self, rec: ExecRecord, *, remove_dir: bool = True) -> None:
         live = self._live.pop(rec.id, None)
         if live is not None:
             if live.io is not None:
@@ -335,7 +335,8 @@ class ExecSessions:
             live.log.close()
         self._sessions.pop(rec.id, None)
         self._store.delete_exec(rec.id)
-        shutil.rmtree(self._dir(rec), ignore_errors=True)
+        if remove_dir:
+            discard_tree(self._dir(rec), DISCARD_IN_THREAD)
 
     def _prune(self, cid: str) -> None:
         exited = sorted((r for r in self.of_container(cid) if r.state.state == "exited"),
@@ -351,8 +352,9 @@ class ExecSessions:
             await asyncio.wait(handlers, timeout=timeout)
 
     def drop_container(self, cid: str) -> None:
+        """Forget the container's sessions; their directories go with its bundle."""
         for rec in self.of_container(cid):
-            self._forget(rec)
+            self._forget(rec, remove_dir=False)
 
     def container_state(self, sid: str) -> State:
         return self._engine.resolve(self.get(sid).config.container_id).state.state

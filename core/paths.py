@@ -85,3 +85,22 @@ async def remove_trees(*paths: str) -> None:
     except asyncio.CancelledError:
         await asyncio.wait([done])
         raise
+
+
+
+def discard_tree(path: str, big: int) -> None:
+    """``rmtree`` of a flat directory nothing refers to any more; on a thread when its files
+    hold ``big`` bytes or more (a session's log), whose unlink frees that much page cache
+    (0.1 s per GiB), so the caller's event loop does not wait for it."""
+    try:
+        with os.scandir(path) as entries:
+            size = sum(e.stat(follow_symlinks=False).st_size for e in entries
+                       if e.is_file(follow_symlinks=False))
+    except OSError:
+        size = 0
+    if size < big:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    import threading  # here: most trees are small
+
+    threading.Thread(target=shutil.rmtree, args=(path, True), name="discard", daemon=True).start()

@@ -282,3 +282,33 @@ async def test_remove_trees_finishes_through_a_cancellation(tmp_path, monkeypatc
     with pytest.raises(asyncio.CancelledError):
         await task
     assert not d.exists()
+
+
+def test_discard_tree_removes_a_small_tree_at_once_and_a_big_one_on_a_thread(tmp_path, monkeypatch) -> None:
+    import shutil
+    import threading
+    import time
+
+    from varpod.core.paths import discard_tree
+
+    small, big = tmp_path / "small", tmp_path / "big"
+    for d, n in ((small, 100), (big, 5000)):
+        d.mkdir()
+        (d / "log").write_bytes(b"x" * n)
+        (d / "log.1").write_bytes(b"x" * n)
+    threads = []
+    real = shutil.rmtree
+
+    def recording(path, *args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", recording)
+    discard_tree(str(small), big=4096)
+    assert not small.exists() and threads == [threading.get_ident()]
+    discard_tree(str(big), big=4096)  # 10,000 bytes in its files
+    deadline = time.monotonic() + 5
+    while big.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not big.exists() and len(threads) == 2 and threads[1] != threading.get_ident()
+    discard_tree(str(tmp_path / "never-was"), big=4096)  # nothing there: nothing to do
