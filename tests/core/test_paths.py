@@ -228,10 +228,26 @@ def test_check_id_rejects_everything_else(cid):
 # -- removal off the event loop ------------------------------------------------------------
 
 
-@pytest.mark.anyio
-async def test_remove_trees_runs_off_the_event_loop(tmp_path, monkeypatch) -> None:
-    """A big log's unlink frees its page cache where it runs: never on the event loop."""
+@pytest.fixture
+def rmtree_threads(monkeypatch) -> list[int]:
+    """The threads ``shutil.rmtree`` runs on, one entry per call."""
     import shutil
+    import threading
+
+    threads: list[int] = []
+    real = shutil.rmtree
+
+    def recording(path, *args, **kwargs):
+        threads.append(threading.get_ident())
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", recording)
+    return threads
+
+
+@pytest.mark.anyio
+async def test_remove_trees_runs_off_the_event_loop(tmp_path, rmtree_threads) -> None:
+    """A big log's unlink frees its page cache where it runs: never on the event loop."""
     import threading
 
     from varpod.core.paths import remove_trees
@@ -240,17 +256,9 @@ async def test_remove_trees_runs_off_the_event_loop(tmp_path, monkeypatch) -> No
     for d in dirs:
         (d / "sub").mkdir(parents=True)
         (d / "sub" / "log").write_bytes(b"x" * 4096)
-    threads = []
-    real = shutil.rmtree
-
-    def recording(path, *args, **kwargs):
-        threads.append(threading.get_ident())
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(shutil, "rmtree", recording)
     await remove_trees(*map(str, dirs), str(tmp_path / "never-was"))
     assert not any(d.exists() for d in dirs)
-    assert len(threads) == 3 and threading.get_ident() not in threads
+    assert len(rmtree_threads) == 3 and threading.get_ident() not in rmtree_threads
 
 
 @pytest.mark.anyio
@@ -284,8 +292,7 @@ async def test_remove_trees_finishes_through_a_cancellation(tmp_path, monkeypatc
     assert not d.exists()
 
 
-def test_discard_tree_removes_a_small_tree_at_once_and_a_big_one_on_a_thread(tmp_path, monkeypatch) -> None:
-    import shutil
+def test_discard_tree_removes_a_small_tree_at_once_and_a_big_one_on_a_thread(tmp_path, rmtree_threads):
     import threading
     import time
 
@@ -296,14 +303,7 @@ def test_discard_tree_removes_a_small_tree_at_once_and_a_big_one_on_a_thread(tmp
         d.mkdir()
         (d / "log").write_bytes(b"x" * n)
         (d / "log.1").write_bytes(b"x" * n)
-    threads = []
-    real = shutil.rmtree
-
-    def recording(path, *args, **kwargs):
-        threads.append(threading.get_ident())
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(shutil, "rmtree", recording)
+    threads = rmtree_threads
     discard_tree(str(small), big=4096)
     assert not small.exists() and threads == [threading.get_ident()]
     discard_tree(str(big), big=4096)  # 10,000 bytes in its files
