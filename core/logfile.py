@@ -152,8 +152,11 @@ class LogWriter:
         self.size_max = size_max
         # At least the file just rotated stays: generations are numbered from what is on disk.
         self.keep = max(1, keep)
-        self.generation = _latest_generation(path) + 1
-        _unlink_doomed(path)
+        doomed: list[str] = []  # what a daemon that died left of its rotated files
+        gens = _generations(path, doomed)
+        self.generation = (gens[-1] if gens else 0) + 1
+        for leftover in doomed:
+            _unlink_quietly(leftover)
         # Not O_APPEND: records go at self.size (splice into an appending file is refused).
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o640)
         # A crash mid-append (a fatal signal cuts a large write short) leaves a torn
@@ -284,15 +287,6 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
 
 
-def _unlink_doomed(path: str) -> None:
-    """What a daemon that died left of its rotated files."""
-    d, base = os.path.split(path)
-    with contextlib.suppress(FileNotFoundError):
-        for name in os.listdir(d or "."):
-            if name.startswith(base + ".") and name.endswith(DOOMED):
-                _unlink_quietly(os.path.join(d, name))
-
-
 def _blocks_beyond_end(fd: int, size: int) -> bool:
     st = os.fstat(fd)
     return st.st_blocks * 512 > -(-size // st.st_blksize) * st.st_blksize
@@ -323,7 +317,9 @@ def _reserver(fd: int) -> Callable[[int, int, int], None] | None:
     return reserve
 
 
-def _generations(path: str) -> list[int]:
+def _generations(path: str, doomed: list[str] | None = None) -> list[int]:
+    """The rotated files' generation numbers, oldest first; ``doomed`` (when given) gets the
+    paths of rotated files left to discard (``DOOMED``)."""
     d, base = os.path.split(path)
     gens = []
     try:
@@ -335,6 +331,8 @@ def _generations(path: str) -> list[int]:
             suffix = name[len(base) + 1 :]
             if suffix.isdigit():
                 gens.append(int(suffix))
+            elif doomed is not None and suffix.endswith(DOOMED):
+                doomed.append(os.path.join(d, name))
     return sorted(gens)
 
 

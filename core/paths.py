@@ -87,7 +87,6 @@ async def remove_trees(*paths: str) -> None:
         raise
 
 
-
 def discard_tree(path: str, big: int) -> None:
     """``rmtree`` of a flat directory nothing refers to any more; on a thread when its files
     hold ``big`` bytes or more (a session's log), whose unlink frees that much page cache
