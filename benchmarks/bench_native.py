@@ -302,7 +302,7 @@ def pump_once(pump: Any, log_fd: int, size: int, chunk: int) -> tuple[float, flo
     os.close(w)
     poller = select.poll()
     poller.register(r, select.POLLIN)
-    offset = records = 0
+    offset = 0
     try:
         t0, c0 = time.perf_counter(), time.thread_time()
         while True:
@@ -315,11 +315,8 @@ def pump_once(pump: Any, log_fd: int, size: int, chunk: int) -> tuple[float, flo
     finally:
         os.close(r)
         dd.wait()
-    pos = 0
-    while pos < offset:  # every byte arrived, as records
-        pos += 20 + int.from_bytes(os.pread(log_fd, 8, pos)[4:], "big")
-        records += 1
-    if offset - 20 * records != size or pos != offset:
+    records = count_records(log_fd, offset)  # every byte arrived, as records
+    if offset - 20 * records != size:
         raise RuntimeError(f"pump: {offset - 20 * records} payload bytes of {size} in the log")
     return t1 - t0, c1 - c0
 
@@ -344,10 +341,13 @@ def bench_pump(args: argparse.Namespace) -> dict[int, dict[str, dict[str, float]
 
 
 def count_records(fd: int, end: int) -> int:
+    """Records in [0, end), which must end exactly at ``end``."""
     pos = count = 0
     while pos < end:
         pos += 20 + int.from_bytes(os.pread(fd, 8, pos)[4:], "big")
         count += 1
+    if pos != end:
+        raise RuntimeError(f"the records run past {end:,} bytes, to {pos:,}")
     return count
 
 
