@@ -282,6 +282,22 @@ def _discard(path: str) -> None:
     threading.Thread(target=_unlink_quietly, args=(path + DOOMED,), name="log-discard", daemon=True).start()
 
 
+def close_reader(fd: int) -> None:
+    """Close a reader's hold on a log file; off the caller's thread when it may be the last
+    hold on a big file already unlinked (rotated away behind a lagging follower, or its
+    container removed): that close frees the file's page cache, as its unlink would have."""
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        st = None
+    if st is None or st.st_nlink or st.st_size < DISCARD_IN_THREAD:
+        os.close(fd)
+        return
+    import threading
+
+    threading.Thread(target=os.close, args=(fd,), name="log-discard", daemon=True).start()
+
+
 def _unlink_quietly(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

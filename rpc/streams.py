@@ -35,7 +35,7 @@ from typing import Any
 from .. import native
 from ..core import memory
 from ..core.errors import InvalidParameter, StreamBroken, VarpodError
-from ..core.logfile import HEADER, OVERHEAD, TRAILER, LogWriter, encode_record, log_files
+from ..core.logfile import HEADER, OVERHEAD, TRAILER, LogWriter, close_reader, encode_record, log_files
 from ..core.logread import Position, Selection
 from ..core.stdio import StdinWriter
 from .detachkeys import DEFAULT_DETACH_KEYS, parse_detach_keys  # noqa: F401 (the daemon's)
@@ -298,7 +298,7 @@ class LogFollower:
                             return
                     finally:
                         self._live = None
-                        os.close(fd)
+                        close_reader(fd)
                 gen, offset, skip = gen + 1, 0, 0  # rotated: the next generation continues
         finally:
             self.chan.hangup.remove_done_callback(self._resolve)

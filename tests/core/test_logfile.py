@@ -646,3 +646,42 @@ def test_a_new_writer_removes_what_a_dead_daemon_left_to_discard(tmp_path):
     (tmp_path / "other.log.7.doomed").write_bytes(b"x")  # another log's: not ours to touch
     LogWriter(path).close()
     assert sorted(os.listdir(tmp_path)) == ["ctr.log", "other.log.7.doomed"]
+
+
+def test_a_reader_closes_its_last_hold_on_a_big_unlinked_file_off_its_thread(tmp_path, monkeypatch):
+    """A follower that lagged behind a rotation holds the only link left to a discarded file:
+    its close frees the file's page cache, so for a big file it is not the caller's to wait."""
+
+    from varpod.core import logfile
+
+    monkeypatch.setattr(logfile, "DISCARD_IN_THREAD", 4096)
+    closed_on: dict[int, int] = {}
+    real_close = os.close
+
+    def opened(name: str, size: int, unlink: bool) -> int:
+        path = tmp_path / name
+        path.write_bytes(b"x" * size)
+        fd = os.open(path, os.O_RDONLY)
+        if unlink:
+            path.unlink()
+        return fd
+
+    cases = {"small-unlinked": opened("a", 100, True), "big-linked": opened("b", 8192, False),
+             "big-unlinked": opened("c", 8192, True)}
+    mine = set(cases.values())
+
+    def recording(fd):
+        if fd in mine:
+            closed_on[fd] = threading.get_ident()
+        return real_close(fd)
+
+    monkeypatch.setattr(os, "close", recording)
+    for fd in cases.values():
+        logfile.close_reader(fd)
+    deadline = time.monotonic() + 5
+    while len(closed_on) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    me = threading.get_ident()
+    assert closed_on[cases["small-unlinked"]] == me
+    assert closed_on[cases["big-linked"]] == me
+    assert closed_on[cases["big-unlinked"]] != me
