@@ -13,6 +13,10 @@ interleaved round-robin runs, fixed counts: these cases take seconds each):
   against ``runc run`` of a bundle whose config.json is the daemon's own, into
   the same kind of pipe (the limit), and ``podman run --rm --network=none``.
   varpod writes the log on the way (attach reads from it): that is the point.
+* Alone: the client attach again, ``--alone-runs`` times, alternating only with
+  the log's floor (``dd`` of the same GiB into the daemon's root, then ``rm``):
+  the daemon's CPU per GiB apart from the state the attach phase's other cases
+  (raw runc, tee, the CLI, a second daemon, podman) leave the memory in.
 * Log replay: 1,000,000 lines of 100 bytes (busybox awk). ``varpod logs NAME
   > /dev/null`` and client ``logs()`` iteration against ``cat`` of the same
   100 MB as a text file (the limit) and ``podman logs`` of a podman container
@@ -76,7 +80,7 @@ from varpod.rpc.client import Client
 MiB = 1 << 20
 LINE = 100  # bytes per log line, newline included
 DD_BLOCK = 64 << 10
-PHASES = ("attach", "logs", "tail", "follow", "exec", "tty")
+PHASES = ("attach", "alone", "logs", "tail", "follow", "exec", "tty")
 TAIL_LINES = 10
 READ_SIZE = 1 << 20
 
@@ -105,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--exec-clients", type=int, default=8, help="concurrent exec clients (default 8)")
     p.add_argument("--exec-per-client", type=int,
                    help="execs per concurrent client and round (default 25; 4 with --quick)")
+    p.add_argument("--alone-runs", type=int,
+                   help="runs of the alone phase: attach through the client, then the log's floor, "
+                        "nothing else (default 7; 2 with --quick)")
     p.add_argument("--tty-mib", type=int, help="TTY stream size in MiB (default 256; 16 with --quick)")
     p.add_argument("--phases", default=",".join(PHASES),
                    help=f"comma-separated subset of {','.join(PHASES)} (default all)")
@@ -120,6 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.tail_iterations = a.tail_iterations or (5 if q else 20)
     a.exec_iterations = a.exec_iterations or (5 if q else 30)
     a.exec_per_client = a.exec_per_client or (4 if q else 25)
+    a.alone_runs = a.alone_runs or (2 if q else 7)
     a.tty_size = (a.tty_mib or (16 if q else 256)) * MiB
     a.phases = [x.strip() for x in a.phases.split(",") if x.strip()]
     unknown = set(a.phases) - set(PHASES)
@@ -385,9 +393,67 @@ class Bench:
 
     # -- attach -------------------------------------------------------------------------
 
+    def dd_argv(self) -> list[str]:
+        size = self.args.attach_size
+        return ["dd", "if=/dev/zero", f"bs={DD_BLOCK // 1024}k", f"count={size // DD_BLOCK}"]
+
+    def floor_file(self) -> str:
+        return os.path.join(self.daemon.root, "bench-floor.log")  # where the daemon keeps logs
+
+    def new_file(self, cpu: str) -> float:
+        """The machine's own cost of a GiB of new page cache in the daemon's root (dd: reads of
+        /dev/zero are nearly free): every log writer pays it, the daemon included."""
+        size, gib, log_file = self.args.attach_size, self.args.attach_size / (1 << 30), self.floor_file()
+        t0 = time.perf_counter()
+        with CpuMeter(self.daemon.pid) as m:
+            C.run([*self.dd_argv(), f"of={log_file}"])
+        seconds = time.perf_counter() - t0
+        # And its removal, as `run --rm` and the client case's remove delete their log: the
+        # last unlink frees the file's page cache (0.03-0.11 s per GiB of the daemon's here).
+        before = time.thread_time()
+        os.unlink(log_file)
+        self.cpu(f"{cpu}_dd", m.children / gib)
+        self.cpu(f"{cpu}_rm", (time.thread_time() - before) / gib)
+        return bytes_per_s(size, seconds)
+
+    def client_attach(self, client: Client, what: str, daemon: C.Daemon, cpu: str) -> float:
+        size, gib = self.args.attach_size, self.args.attach_size / (1 << 30)
+        with CpuMeter(daemon.pid) as m:
+            t0 = time.perf_counter()
+            cid = client.create(self.rootfs, self.dd_argv(), name=self.name("attach")).id
+            got = 0
+            session = client.attach(cid, start=True)
+            for stream, data in session:
+                if stream == 1:
+                    got += len(data)
+            removing = time.perf_counter()
+            client.remove(cid)  # with its log: part of the cost, as in run --rm
+            t1 = time.perf_counter()
+            seconds = t1 - t0
+        self.samples.setdefault(f"{cpu}_remove_ms", []).append(round((t1 - removing) * 1e3, 1))
+        self.cpu(f"{cpu}_daemon", m.daemon / gib)
+        self.cpu(f"{cpu}_client_library", m.me / gib)
+        self.check(session.exit_code == 0, f"attach, {what}: ended {session.end}")
+        self.check(got == size, f"attach, {what}: {got:,} bytes of {size:,} arrived")
+        return bytes_per_s(got, seconds)
+
+    def alone(self) -> None:
+        """The daemon's CPU per GiB attached with nothing else between its runs but the log's
+        floor: what the daemon itself adds, apart from what the attach phase's other cases
+        (raw runc, tee, the CLI, a second daemon, podman) leave the machine's memory in."""
+        with self.daemon.client(timeout=300) as client:
+            got = self.round_robin({
+                "alone_attach_client": lambda: self.client_attach(client, "client library, alone",
+                                                                  self.daemon, "alone_attach_client"),
+                "alone_new_file": lambda: self.new_file("alone_new_file"),
+            }, self.args.alone_runs)
+        for key, values in got.items():
+            self.keep(f"{key}_bytes_s", values, round)
+        self.keep_cpu()
+
     def attach(self) -> None:
         size = self.args.attach_size
-        dd = ["dd", "if=/dev/zero", f"bs={DD_BLOCK // 1024}k", f"count={size // DD_BLOCK}"]
+        dd = self.dd_argv()
         bundle = C.runc_bundle(self.base / "bundle-dd", self.rootfs, dd)
         native_client = self.local.enter_context(self.daemon.client(timeout=300))
         pydaemon = self.python_daemon()
@@ -412,7 +478,7 @@ class Bench:
             return pipe_case("raw runc", ["runc", "--root", self.runc_root, "run", "--bundle", bundle,
                                           f"bench-dd-{n}"])
 
-        log_file = os.path.join(self.daemon.root, "bench-floor.log")  # where the daemon keeps logs
+        log_file = self.floor_file()
 
         def runc_tee() -> float:
             # Streaming and keeping a log with plain tools: what any engine that logs must beat.
@@ -424,50 +490,15 @@ class Bench:
             finally:
                 os.unlink(log_file)
 
-        def new_file() -> float:
-            # The machine's own cost of a GiB of new page cache in the daemon's root (dd: reads of
-            # /dev/zero are nearly free): every log writer pays it, the daemon included.
-            t0 = time.perf_counter()
-            with CpuMeter(self.daemon.pid) as m:
-                C.run(["dd", "if=/dev/zero", f"of={log_file}", f"bs={DD_BLOCK // 1024}k",
-                       f"count={size // DD_BLOCK}"])
-            seconds = time.perf_counter() - t0
-            # And its removal, as `run --rm` and the client case's remove delete their log: the
-            # last unlink frees the file's page cache (0.08-0.11 s per GiB of the daemon's here).
-            before = time.thread_time()
-            os.unlink(log_file)
-            self.cpu("new_file_dd", m.children / gib)
-            self.cpu("new_file_rm", (time.thread_time() - before) / gib)
-            return bytes_per_s(size, seconds)
-
-        def client_case(client: Client, what: str, daemon: C.Daemon, cpu: str) -> float:
-            with CpuMeter(daemon.pid) as m:
-                t0 = time.perf_counter()
-                cid = client.create(self.rootfs, dd, name=self.name("attach")).id
-                got = 0
-                session = client.attach(cid, start=True)
-                for stream, data in session:
-                    if stream == 1:
-                        got += len(data)
-                removing = time.perf_counter()
-                client.remove(cid)  # with its log: part of the cost, as in run --rm
-                t1 = time.perf_counter()
-                seconds = t1 - t0
-            self.samples.setdefault(f"{cpu}_remove_ms", []).append(round((t1 - removing) * 1e3, 1))
-            self.cpu(f"{cpu}_daemon", m.daemon / gib)
-            self.cpu(f"{cpu}_client_library", m.me / gib)
-            self.check(session.exit_code == 0, f"attach, {what}: ended {session.end}")
-            self.check(got == size, f"attach, {what}: {got:,} bytes of {size:,} arrived")
-            return bytes_per_s(got, seconds)
-
         cases: dict[str, Callable[[], float]] = {
             "attach_runc": runc,
             "attach_tee": runc_tee,
-            "new_file": new_file,
-            "attach_client": lambda: client_case(native_client, "client library", self.daemon,
-                                                 "attach_client"),
-            "attach_client_python": lambda: client_case(python_client, "client library, VARPOD_NATIVE=python",
-                                                        pydaemon, "attach_client_python"),
+            "new_file": lambda: self.new_file("new_file"),
+            "attach_client": lambda: self.client_attach(native_client, "client library", self.daemon,
+                                                        "attach_client"),
+            "attach_client_python": lambda: self.client_attach(python_client,
+                                                               "client library, VARPOD_NATIVE=python",
+                                                               pydaemon, "attach_client_python"),
             "attach_cli": lambda: pipe_case("CLI", self.varpod("run", "--rm", "--rootfs", self.rootfs, *dd),
                                             "attach_cli"),
         }
@@ -825,6 +856,12 @@ class Bench:
                                                           else daemon - floor)
         out["attach_client_daemon_cpu_vs_new_file"] = C.ratio(daemon, floor)
         out["new_file_and_rm_cpu"] = floor  # not a ratio: the floor the two above are against
+        daemon, dd, rm = (g("cpu_alone_attach_client_daemon_s"), g("cpu_alone_new_file_dd_s"),
+                          g("cpu_alone_new_file_rm_s"))
+        floor = None if dd is None or rm is None else dd + rm
+        out["alone_daemon_cpu_above_new_file"] = None if daemon is None or floor is None else daemon - floor
+        out["alone_daemon_cpu_vs_new_file"] = C.ratio(daemon, floor)
+        out["alone_new_file_and_rm_cpu"] = floor
         # Peak RSS during tail: growth over the RSS at the call, 1 GiB log against 100 MB (+1 MiB
         # on both sides, so that two near-zero growths do not make a meaningless ratio).
         small, big = g("tail_peak_rss_growth_small_kb"), g("tail_peak_rss_growth_big_kb")
@@ -927,6 +964,12 @@ class Bench:
                 "C path", cpu_s("cpu_attach_client_daemon_s"), r["attach_python_vs_native_daemon_cpu"],
                 t["attach_native_vs_python"])
         tab.row("daemon CPU per GiB attached, CLI", cpu_s("cpu_attach_cli_daemon_s"))
+        tab.row("daemon CPU per GiB attached, client library, alone",
+                cpu_s("cpu_alone_attach_client_daemon_s"),
+                "dd, then rm of its file (the log's floor)", cpu_s(None, r["alone_new_file_and_rm_cpu"]),
+                r["alone_daemon_cpu_vs_new_file"])
+        tab.row("  same, above what dd and rm pay for the log's page cache",
+                cpu_s(None, r["alone_daemon_cpu_above_new_file"]))
         kb = C.fmt_kb
         tab.row("  daemon peak RSS growth during tail", kb(g("tail_peak_rss_growth_big_kb")),
                 f"same, {small}", kb(g("tail_peak_rss_growth_small_kb")),
@@ -1069,6 +1112,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.setup()
             steps = {
                 "attach": ("attach throughput: client, CLI, python path, raw runc", bench.attach),
+                "alone": ("daemon CPU per GiB attached, alone: client attach and the log's floor",
+                          bench.alone),
                 "logs": ("log replay: CLI, client, cat", bench.logs),
                 "tail": ("logs --tail on a small and a big log", bench.tail),
                 "follow": ("logs -f right after run -d", bench.follow),
@@ -1078,7 +1123,8 @@ def main(argv: list[str] | None = None) -> int:
             for key in PHASES:
                 if key in args.phases:
                     what, fn = steps[key]
-                    with bench.phase(what + (", podman" if bench.podman and key != "tail" else "")):
+                    podman = bench.podman and key not in ("tail", "alone")
+                    with bench.phase(what + (", podman" if podman else "")):
                         fn()
             bench.finish()
         except KeyboardInterrupt:
