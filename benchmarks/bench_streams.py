@@ -850,18 +850,15 @@ class Bench:
             "tty_podman_vs_relay": ("tty_podman_bytes_s", "tty_relay_bytes_s"),
         }
         out = {name: C.ratio(g(a), g(b)) for name, (a, b) in pairs.items()}
-        daemon, dd, rm = g("cpu_attach_client_daemon_s"), g("cpu_new_file_dd_s"), g("cpu_new_file_rm_s")
-        floor = None if dd is None or rm is None else dd + rm
-        out["attach_client_daemon_cpu_above_new_file"] = (None if daemon is None or floor is None
-                                                          else daemon - floor)
-        out["attach_client_daemon_cpu_vs_new_file"] = C.ratio(daemon, floor)
-        out["new_file_and_rm_cpu"] = floor  # not a ratio: the floor the two above are against
-        daemon, dd, rm = (g("cpu_alone_attach_client_daemon_s"), g("cpu_alone_new_file_dd_s"),
-                          g("cpu_alone_new_file_rm_s"))
-        floor = None if dd is None or rm is None else dd + rm
-        out["alone_daemon_cpu_above_new_file"] = None if daemon is None or floor is None else daemon - floor
-        out["alone_daemon_cpu_vs_new_file"] = C.ratio(daemon, floor)
-        out["alone_new_file_and_rm_cpu"] = floor
+        # The daemon's CPU per GiB against the log's floor (dd, then rm), which is not a ratio.
+        for name, case, floor_case in (("attach_client_daemon_cpu", "attach_client", "new_file"),
+                                       ("alone_daemon_cpu", "alone_attach_client", "alone_new_file")):
+            daemon, dd, rm = (g(f"cpu_{case}_daemon_s"), g(f"cpu_{floor_case}_dd_s"),
+                              g(f"cpu_{floor_case}_rm_s"))
+            floor = None if dd is None or rm is None else dd + rm
+            out[f"{name}_above_new_file"] = None if daemon is None or floor is None else daemon - floor
+            out[f"{name}_vs_new_file"] = C.ratio(daemon, floor)
+            out[f"{floor_case}_and_rm_cpu"] = floor
         # Peak RSS during tail: growth over the RSS at the call, 1 GiB log against 100 MB (+1 MiB
         # on both sides, so that two near-zero growths do not make a meaningless ratio).
         small, big = g("tail_peak_rss_growth_small_kb"), g("tail_peak_rss_growth_big_kb")
